@@ -1,0 +1,67 @@
+# `make demo` and `make test` do all their own set-up (see README).
+SHELL := /bin/bash
+PY312 := $(shell .ci/find-python 3.12 || .ci/find-python 3.13)
+PY311 := $(shell .ci/find-python 3.11)
+VENV := .venv
+VENV52 := .venv-django52
+CHROMIUM_PATH ?= /usr/bin/chromium
+export CHROMIUM_PATH
+PYTEST_ARGS ?=
+
+.PHONY: help demo test test-main test-django52 lint format chromium bench vendor clean
+
+help:
+	@echo "make demo   - set up and serve the demo on http://127.0.0.1:8000"
+	@echo "make test   - set up and run the whole suite (Django 6.x on 3.12, Django 5.2 on 3.11)"
+	@echo "make lint   - ruff (lint + format check) and mypy --strict"
+	@echo "make bench  - run the benchmarks in bench/"
+
+$(VENV)/.installed: pyproject.toml
+	@test -n "$(PY312)" || { echo "Python 3.12+ is required"; exit 1; }
+	$(PY312) -m venv $(VENV)
+	$(VENV)/bin/python -m pip install -q --upgrade "pip>=25.1"
+	$(VENV)/bin/python -m pip install -q -e . --group dev "django>=6.0"
+	touch $@
+
+$(VENV52)/.installed: pyproject.toml
+	@test -n "$(PY311)" || { echo "Python 3.11 is required for the Django 5.2 run"; exit 1; }
+	$(PY311) -m venv $(VENV52)
+	$(VENV52)/bin/python -m pip install -q --upgrade "pip>=25.1"
+	$(VENV52)/bin/python -m pip install -q -e . --group test "django>=5.2,<6.0"
+	touch $@
+
+chromium:
+	@if [ ! -x "$(CHROMIUM_PATH)" ]; then \
+	  echo "Installing Chromium for the browser tests (apt-get install chromium)"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get install -y -q chromium >/dev/null || { $$SUDO apt-get update -q && $$SUDO apt-get install -y -q chromium; }; \
+	fi
+
+demo: $(VENV)/.installed
+	$(VENV)/bin/python demo/manage.py migrate --noinput -v 0
+	$(VENV)/bin/python demo/manage.py createcachetable
+	$(VENV)/bin/python demo/manage.py runserver 127.0.0.1:8000
+
+test: test-main test-django52
+
+test-main: $(VENV)/.installed chromium
+	DJANGO_ALLOW_ASYNC_UNSAFE=true $(VENV)/bin/python -m pytest $(PYTEST_ARGS)
+
+# Django 5.2 LTS on Python 3.11: everything but the browser suite.
+test-django52: $(VENV52)/.installed
+	$(VENV52)/bin/python -m pytest -m "not browser" -p no:playwright $(PYTEST_ARGS)
+
+lint: $(VENV)/.installed
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+
+format: $(VENV)/.installed
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+bench: $(VENV)/.installed
+	$(VENV)/bin/python bench/run.py
+
+clean:
+	rm -rf $(VENV) $(VENV52) .test-cache .test-db.sqlite3 dist build test-output

@@ -1,0 +1,105 @@
+"""Settings for progress_ui, read from the ``PROGRESS_UI`` dict in Django settings.
+
+Every default lives here, and ``settings`` is rebuilt whenever Django's
+``setting_changed`` signal reports ``PROGRESS_UI`` (so ``override_settings`` works).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields, replace
+from typing import Any
+
+from django.conf import settings as django_settings
+from django.core.exceptions import ImproperlyConfigured
+from django.core.signals import setting_changed
+from django.dispatch import receiver
+
+
+@dataclass(frozen=True)
+class ProgressSettings:
+    #: Alias in ``CACHES`` that holds progress state. Must be shared by every
+    #: process that drives or reads a session (Redis, database, file-based).
+    CACHE_ALIAS: str = "default"
+    #: Prefix of every cache key written by progress_ui.
+    KEY_PREFIX: str = "progress_ui"
+    #: Seconds a session lives without a write (renewed by every write).
+    TTL: int = 300
+    #: Seconds a finished session stays readable, so a reload or a late viewer
+    #: sees the final state.
+    FINISHED_TTL: int = 600
+    #: Simulated percent: cap * (1 - 0.5 ** (elapsed / half_life)).
+    SIMULATION_HALF_LIFE: float = 5.0
+    #: The simulated percent never passes this while a task runs.
+    SIMULATION_CAP: float = 95.0
+    #: Real progress is shown at most this high until the task completes.
+    RUNNING_CAP: float = 99.0
+    #: Seconds over which a completed task animates from its percent to 100.
+    COMPLETING_DURATION: float = 0.3
+    #: Longest task message (characters); longer text is cut with an ellipsis.
+    MAX_MESSAGE_LENGTH: int = 500
+    #: Longest task display name (characters).
+    MAX_NAME_LENGTH: int = 200
+    #: Most tasks in one session.
+    MAX_TASKS: int = 100
+    #: Shown for an exception that is not a ``ProgressError`` (details are
+    #: logged, never sent to browsers).
+    GENERIC_ERROR_MESSAGE: str = "Something went wrong."
+    #: Minimum seconds between cache writes from ``iterate()``.
+    ITERATE_WRITE_INTERVAL: float = 0.2
+    #: Seconds between stream polls of the cache.
+    POLL_INTERVAL: float = 0.1
+    #: Seconds between heartbeat comments on an idle stream.
+    HEARTBEAT_INTERVAL: float = 15.0
+    #: Longest a single stream stays open (seconds); clients reconnect after.
+    MAX_STREAM_DURATION: float = 3600.0
+    #: ``retry:`` hint (milliseconds) sent on the first SSE message.
+    SSE_RETRY_MS: int = 2000
+    #: htmx major version the template tags and components emit markup for.
+    HTMX_VERSION: int = 2
+    #: Dotted path of ``has_progress_permission(request, session) -> bool``.
+    PERMISSION_FUNCTION: str = "progress_ui.access.has_progress_permission"
+
+
+def _build() -> ProgressSettings:
+    user: Any = getattr(django_settings, "PROGRESS_UI", {}) or {}
+    if not isinstance(user, dict):
+        raise ImproperlyConfigured("settings.PROGRESS_UI must be a dict.")
+    known = {f.name for f in fields(ProgressSettings)}
+    unknown = sorted(set(user) - known)
+    if unknown:
+        raise ImproperlyConfigured(
+            f"Unknown PROGRESS_UI setting(s): {', '.join(unknown)}. "
+            f"Valid settings: {', '.join(sorted(known))}."
+        )
+    return replace(ProgressSettings(), **user)
+
+
+class _LazySettings:
+    """Attribute access to the current ``ProgressSettings``, built on first use."""
+
+    _value: ProgressSettings | None = None
+
+    def _get(self) -> ProgressSettings:
+        if self._value is None:
+            self._value = _build()
+        return self._value
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._get(), name)
+
+    def reload(self) -> None:
+        self._value = None
+
+
+settings: Any = _LazySettings()
+
+
+def current() -> ProgressSettings:
+    """The settings object itself (typed), for code that wants it whole."""
+    return settings._get()  # type: ignore[no-any-return]
+
+
+@receiver(setting_changed)
+def _on_setting_changed(*, setting: str, **kwargs: Any) -> None:
+    if setting == "PROGRESS_UI":
+        settings.reload()

@@ -1,0 +1,411 @@
+"""``ProgressSession``: named tasks whose progress lives in Django's cache.
+
+Every read goes to the cache and every write is a read-modify-write of one task's
+own key, so a session obtained with ``get()`` in any thread, request or process
+sees and drives the same state as the one that created it.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import time
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sized
+from concurrent.futures import Future
+from typing import TYPE_CHECKING, ParamSpec, TypeVar
+
+from . import records as rec
+from . import snapshot as snap
+from . import store
+from .conf import current as current_settings
+from .exceptions import UnknownTaskError, user_message
+from .records import TaskRecord
+from .snapshot import SessionSnapshot
+from .status import ProgressStatus
+from .text import clean_text, is_valid_session_id, validate_task_id
+
+if TYPE_CHECKING:
+    from django.http import HttpRequest
+
+    from .tasks import ParallelTask, SequentialTask
+
+logger = logging.getLogger("progress_ui")
+
+P = ParamSpec("P")
+R = TypeVar("R")
+T = TypeVar("T")
+
+
+def new_session_id() -> str:
+    """192 random bits, URL-safe."""
+    return secrets.token_urlsafe(24)
+
+
+class ProgressSession:
+    """Tracks named tasks through PENDING, RUNNING, COMPLETING, COMPLETE and ERROR.
+
+    Create with :meth:`create`, look up with :meth:`get`. Instances hold only the
+    session id and the (immutable) task list; state is read from the cache.
+    """
+
+    def __init__(self, session_id: str, meta: store.SessionMeta) -> None:
+        self._id = session_id
+        self._meta = meta
+        self._names: dict[str, str] = {t: n for t, n in meta["tasks"]}
+
+    # -- creation and lookup -------------------------------------------------
+
+    @classmethod
+    def create(
+        cls,
+        tasks: dict[str, str],
+        *,
+        request: HttpRequest | None = None,
+        owner: str | None = None,
+    ) -> ProgressSession:
+        """Store a new session with ``tasks`` (task id -> display name), all PENDING.
+
+        Pass ``request`` to make the session readable only by that user (or that
+        browser's Django session); ``owner`` sets the owner token directly.
+        """
+        conf = current_settings()
+        if not isinstance(tasks, dict) or not tasks:
+            raise ValueError("tasks must be a non-empty dict of task id -> display name.")
+        if len(tasks) > conf.MAX_TASKS:
+            raise ValueError(
+                f"A session holds at most {conf.MAX_TASKS} tasks (got {len(tasks)}); "
+                "raise PROGRESS_UI['MAX_TASKS'] if you need more."
+            )
+        pairs = [
+            [validate_task_id(t), clean_text(name, conf.MAX_NAME_LENGTH) or t]
+            for t, name in tasks.items()
+        ]
+        if request is not None and owner is None:
+            from .access import owner_for_request
+
+            owner = owner_for_request(request)
+        meta = store.SessionMeta(
+            format=store.FORMAT, tasks=pairs, owner=owner, created_at=time.time()
+        )
+        session_id = new_session_id()
+        store.create(session_id, meta, {t: rec.new_record() for t, _ in pairs}, conf.TTL)
+        return cls(session_id, meta)
+
+    @classmethod
+    def get(cls, session_id: str) -> ProgressSession | None:
+        """The stored session, or None when it expired, never existed or the id is
+        malformed (a malformed id never reaches the cache)."""
+        if not is_valid_session_id(session_id):
+            return None
+        meta = store.load_meta(session_id)
+        return None if meta is None else cls(session_id, meta)
+
+    @classmethod
+    async def aget(cls, session_id: str) -> ProgressSession | None:
+        """Async :meth:`get`."""
+        if not is_valid_session_id(session_id):
+            return None
+        meta = await store.aload_meta(session_id)
+        return None if meta is None else cls(session_id, meta)
+
+    # -- identity ------------------------------------------------------------
+
+    @property
+    def session_id(self) -> str:
+        return self._id
+
+    @property
+    def tasks(self) -> dict[str, str]:
+        """Task id -> display name, in display order."""
+        return dict(self._names)
+
+    @property
+    def owner(self) -> str | None:
+        return self._meta["owner"]
+
+    def __repr__(self) -> str:
+        return f"<ProgressSession {self._id} tasks={list(self._names)}>"
+
+    def _check_task(self, task_id: str) -> None:
+        if task_id not in self._names:
+            raise UnknownTaskError(
+                f"Unknown task {task_id!r}; this session has: {', '.join(self._names)}"
+            )
+
+    # -- writes ----------------------------------------------------------------
+
+    def _write(self, task_id: str, change: Callable[[TaskRecord, float], bool]) -> None:
+        """Read the task's record, let ``change`` edit it, store it if it changed.
+
+        The record's floor is set to the percent displayed right now, so the
+        bar never moves backwards whatever the change does to the inputs.
+        """
+        self._check_task(task_id)
+        conf = current_settings()
+        record = store.read_task(self._id, task_id) or rec.new_record()
+        now = time.time()
+        shown = rec.read(record, now, conf)
+        if shown.status is ProgressStatus.COMPLETE and record["status"] != "complete":
+            # A COMPLETING record whose animation has ended: store what it reads as.
+            record["status"] = ProgressStatus.COMPLETE.value
+        record["floor"] = max(record["floor"], shown.percent)
+        if not change(record, now):
+            return
+        record["rev"] += 1
+        store.write_task(self._id, self._meta, task_id, record, conf.TTL)
+        if ProgressStatus(record["status"]).is_finished or record["status"] == "completing":
+            self._keep_if_finished()
+
+    def _keep_if_finished(self) -> None:
+        """Once every task has finished, give the session its post-finish lifetime.
+
+        Every writer stores its own record before reading the others, so the
+        last of concurrent finishers always sees the session as finished."""
+        conf = current_settings()
+        meta, records = store.read_all(self._id, list(self._names))
+        if meta is None or len(records) < len(self._names):
+            return
+        terminal = ("complete", "completing", "error")
+        if all(r["status"] in terminal for r in records.values()):
+            store.rewrite_all(self._id, meta, records, conf.FINISHED_TTL)
+
+    def start(self, task_id: str) -> None:
+        """Mark a task RUNNING; its simulated percent starts moving. Starting a
+        running task does nothing; starting a finished one raises ValueError."""
+
+        def change(r: TaskRecord, now: float) -> bool:
+            status = ProgressStatus(r["status"])
+            if status is ProgressStatus.PENDING:
+                r.update(status=ProgressStatus.RUNNING.value, started_at=now, floor=0.0)
+                return True
+            if status.is_finished:
+                raise ValueError(
+                    f"Task {task_id!r} already finished ({status.value}); "
+                    "create a new session to run it again."
+                )
+            return False
+
+        self._write(task_id, change)
+
+    def complete(self, task_id: str, message: str | None = None) -> None:
+        """Mark a task COMPLETING: its percent animates to 100 over
+        ``COMPLETING_DURATION`` seconds, then it reads as COMPLETE. A task that
+        was never started completes from 0. Completing twice does nothing."""
+        conf = current_settings()
+
+        def change(r: TaskRecord, now: float) -> bool:
+            status = ProgressStatus(r["status"])
+            if status.is_finished or status is ProgressStatus.COMPLETING:
+                return False
+            if r["started_at"] is None:
+                r["started_at"] = now
+            r.update(status=ProgressStatus.COMPLETING.value, finished_at=now)
+            if message is not None:
+                r["message"] = clean_text(message, conf.MAX_MESSAGE_LENGTH)
+            return True
+
+        self._write(task_id, change)
+
+    def error(self, task_id: str, message: str | None = None) -> None:
+        """Mark a task ERROR with a message safe to show to users. The bar stays
+        where it was. A finished task is left as it is."""
+        conf = current_settings()
+        text = clean_text(
+            conf.GENERIC_ERROR_MESSAGE if message is None else message, conf.MAX_MESSAGE_LENGTH
+        )
+
+        def change(r: TaskRecord, now: float) -> bool:
+            if ProgressStatus(r["status"]).is_finished:
+                return False
+            r.update(status=ProgressStatus.ERROR.value, finished_at=now, message=text)
+            if r["started_at"] is None:
+                r["started_at"] = now
+            return True
+
+        self._write(task_id, change)
+
+    def fail(self, task_id: str, exc: BaseException) -> None:
+        """Mark a task ERROR because of ``exc``: a ``ProgressError``'s text is shown,
+        anything else shows the generic message and is logged with its traceback."""
+        conf = current_settings()
+        from .exceptions import ProgressError
+
+        if not isinstance(exc, ProgressError):
+            logger.error(
+                "progress_ui task %r of session %s failed",
+                task_id,
+                self._id,
+                exc_info=(type(exc), exc, exc.__traceback__),
+            )
+        self.error(
+            task_id,
+            user_message(
+                exc, generic=conf.GENERIC_ERROR_MESSAGE, max_length=conf.MAX_MESSAGE_LENGTH
+            ),
+        )
+
+    def update(
+        self,
+        task_id: str,
+        *,
+        current: float | None = None,
+        total: float | None = None,
+        percent: float | None = None,
+        message: str | None = None,
+    ) -> None:
+        """Report measured progress (``current`` of ``total``, or ``percent``) and/or
+        a message. Starts the task if it is still pending. Ignored once finished."""
+        conf = current_settings()
+        for label, value in (("current", current), ("total", total), ("percent", percent)):
+            if value is not None and (not isinstance(value, int | float) or value < 0):
+                raise ValueError(f"{label} must be a number >= 0, got {value!r}")
+
+        def change(r: TaskRecord, now: float) -> bool:
+            status = ProgressStatus(r["status"])
+            if status.is_finished or status is ProgressStatus.COMPLETING:
+                return False
+            if status is ProgressStatus.PENDING:
+                r.update(status=ProgressStatus.RUNNING.value, started_at=now)
+            if current is not None:
+                r["current"] = current
+            if total is not None:
+                r["total"] = total
+            if percent is not None:
+                r["percent"] = min(100.0, float(percent))
+            if message is not None:
+                r["message"] = clean_text(message, conf.MAX_MESSAGE_LENGTH)
+            return True
+
+        self._write(task_id, change)
+
+    def iterate(
+        self,
+        task_id: str,
+        iterable: Iterable[T],
+        *,
+        total: int | None = None,
+        message: str | None = None,
+        complete: bool = True,
+    ) -> Iterator[T]:
+        """Yield from ``iterable`` while reporting ``current``/``total`` to the task.
+
+        ``total`` defaults to ``len(iterable)`` when it has one. Writes are
+        throttled to one per ``ITERATE_WRITE_INTERVAL``; the last count is always
+        written. With ``complete=True`` the task completes when the iterable is
+        exhausted (not on ``break`` or an exception).
+        """
+        self._check_task(task_id)
+        if total is None and isinstance(iterable, Sized):
+            total = len(iterable)
+        interval = current_settings().ITERATE_WRITE_INTERVAL
+        self.update(task_id, current=0, total=total, message=message)
+        last_write = time.monotonic()
+        count = 0
+        written = 0
+        try:
+            for item in iterable:
+                yield item
+                count += 1
+                if time.monotonic() - last_write >= interval:
+                    self.update(task_id, current=count)
+                    written, last_write = count, time.monotonic()
+        finally:
+            if count != written:
+                self.update(task_id, current=count)
+        if complete:
+            self.complete(task_id)
+
+    # -- running work ----------------------------------------------------------
+
+    def add_sequential(
+        self, task_id: str, func: Callable[P, R], *args: P.args, **kwargs: P.kwargs
+    ) -> SequentialTask[R]:
+        """Run ``func(*args, **kwargs)`` now as task ``task_id``: RUNNING, then
+        COMPLETING or ERROR. Exceptions are stored on the returned task
+        (``.result`` re-raises them); KeyboardInterrupt and the like mark the task
+        ERROR and propagate."""
+        from .tasks import SequentialTask
+
+        self._check_task(task_id)
+        return SequentialTask.run(self, task_id, func, *args, **kwargs)
+
+    def add_parallel(self, task_id: str, future: Future[R]) -> ParallelTask[R]:
+        """Track ``future`` as task ``task_id``: RUNNING now, COMPLETING or ERROR
+        when it resolves (through ``add_done_callback``; no thread is started)."""
+        from .tasks import ParallelTask
+
+        self._check_task(task_id)
+        return ParallelTask.track(self, task_id, future)
+
+    # -- reads -------------------------------------------------------------------
+
+    def read(self, now: float | None = None) -> SessionSnapshot | None:
+        """A fresh snapshot (one cache round trip), or None if the session is gone."""
+        meta, records = store.read_all(self._id, list(self._names))
+        return self._build(meta, records, now)
+
+    async def aread(self, now: float | None = None) -> SessionSnapshot | None:
+        """Async :meth:`read`."""
+        meta, records = await store.aread_all(self._id, list(self._names))
+        return self._build(meta, records, now)
+
+    def _build(
+        self,
+        meta: store.SessionMeta | None,
+        records: dict[str, TaskRecord],
+        now: float | None,
+    ) -> SessionSnapshot | None:
+        if meta is None:
+            return None
+        return snap.build(
+            self._id, self._names, records, time.time() if now is None else now,
+            current_settings(),
+        )
+
+    def to_dict(self) -> SessionSnapshot:
+        """The current snapshot; a vanished session reads as ``expired``."""
+        return self.read() or snap.expired(self._id, self._names)
+
+    def _statuses(self) -> dict[str, str]:
+        return {t: s["status"] for t, s in self.to_dict()["tasks"].items()}
+
+    @property
+    def status(self) -> ProgressStatus:
+        """ERROR > COMPLETE > RUNNING > PENDING (see ``records.aggregate_status``)."""
+        return ProgressStatus(self.to_dict()["status"])
+
+    @property
+    def has_error(self) -> bool:
+        return "error" in self._statuses().values()
+
+    @property
+    def is_complete(self) -> bool:
+        return all(s == "complete" for s in self._statuses().values())
+
+    @property
+    def is_running(self) -> bool:
+        """True while any task is RUNNING or COMPLETING."""
+        return "running" in self._statuses().values()
+
+    @property
+    def overall_percent(self) -> int:
+        return self.to_dict()["overall_percent"]
+
+    # -- streams ---------------------------------------------------------------
+
+    def stream(self, poll_interval: float = 0.1) -> Iterator[str]:
+        """Newline-terminated JSON snapshots, each when the state changed, until
+        the session completes, errors or expires."""
+        from .streaming import ndjson_stream
+
+        return ndjson_stream(self, poll_interval=poll_interval)
+
+    def astream(self, poll_interval: float = 0.1) -> AsyncIterator[str]:
+        """Async :meth:`stream`."""
+        from .streaming import andjson_stream
+
+        return andjson_stream(self, poll_interval=poll_interval)
+
+    def delete(self) -> None:
+        """Remove the session from the cache now."""
+        store.delete(self._id, list(self._names))

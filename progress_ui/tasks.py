@@ -1,0 +1,100 @@
+"""Handles returned by ``add_sequential`` and ``add_parallel``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from concurrent.futures import CancelledError, Future
+from typing import TYPE_CHECKING, Generic, ParamSpec, TypeVar
+
+from .exceptions import ProgressError
+
+if TYPE_CHECKING:
+    from .session import ProgressSession
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+class SequentialTask(Generic[R]):
+    """A callable run to completion inside a session. ``.result`` returns its value
+    or re-raises the exception it raised."""
+
+    def __init__(self, session: ProgressSession, task_id: str) -> None:
+        self.session = session
+        self.task_id = task_id
+        self._value: R | None = None
+        self._exception: BaseException | None = None
+
+    @classmethod
+    def run(
+        cls,
+        session: ProgressSession,
+        task_id: str,
+        func: Callable[P, R],
+        *args: P.args,
+        **kwargs: P.kwargs,
+    ) -> SequentialTask[R]:
+        task: SequentialTask[R] = cls(session, task_id)
+        session.start(task_id)
+        try:
+            task._value = func(*args, **kwargs)
+        except Exception as exc:
+            task._exception = exc
+            session.fail(task_id, exc)
+            return task
+        except BaseException:
+            # KeyboardInterrupt, SystemExit...: leave a terminal state, then let it go.
+            session.error(task_id, "Interrupted.")
+            raise
+        session.complete(task_id)
+        return task
+
+    @property
+    def exception(self) -> BaseException | None:
+        return self._exception
+
+    @property
+    def result(self) -> R:
+        if self._exception is not None:
+            raise self._exception
+        return self._value  # type: ignore[return-value]
+
+
+class ParallelTask(Generic[R]):
+    """A ``concurrent.futures.Future`` tracked by a session. ``.result`` proxies
+    ``future.result``. Completion is recorded by ``future.add_done_callback``."""
+
+    def __init__(self, session: ProgressSession, task_id: str, future: Future[R]) -> None:
+        self.session = session
+        self.task_id = task_id
+        self.future = future
+
+    @classmethod
+    def track(
+        cls, session: ProgressSession, task_id: str, future: Future[R]
+    ) -> ParallelTask[R]:
+        task = cls(session, task_id, future)
+        session.start(task_id)
+        future.add_done_callback(task._on_done)
+        return task
+
+    def _on_done(self, future: Future[R]) -> None:
+        # Runs in the thread that resolved the future (or here, if already done).
+        try:
+            exc = future.exception()
+        except CancelledError:
+            self.session.fail(self.task_id, ProgressError("Cancelled."))
+            return
+        if exc is None:
+            self.session.complete(self.task_id)
+        else:
+            self.session.fail(self.task_id, exc)
+
+    @property
+    def result(self) -> R:
+        """The future's value (waiting for it), or its exception raised."""
+        return self.future.result()
+
+    def wait(self, timeout: float | None = None) -> R:
+        """``future.result(timeout)``."""
+        return self.future.result(timeout)

@@ -1,0 +1,41 @@
+"""Validation and bounding of the strings that reach the cache and the browser.
+
+Escaping for HTML happens at render time (Django templates autoescape); here we
+only bound length, drop control characters and check identifiers.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+TASK_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}\Z")
+#: ``secrets.token_urlsafe(24)``: 32 characters, 192 bits of randomness.
+SESSION_ID_RE = re.compile(r"^[A-Za-z0-9_-]{32}\Z")
+ELLIPSIS = "\u2026"
+
+
+def is_valid_session_id(value: object) -> bool:
+    return isinstance(value, str) and SESSION_ID_RE.match(value) is not None
+
+
+def validate_task_id(value: object) -> str:
+    if not isinstance(value, str) or TASK_ID_RE.match(value) is None:
+        raise ValueError(
+            f"Invalid task id {value!r}: use 1-64 characters from letters, digits, "
+            "'_', '-' and '.', starting with a letter or digit."
+        )
+    return value
+
+
+def clean_text(value: object, max_length: int) -> str:
+    """``value`` as text: control characters removed (newlines and tabs kept),
+    line endings normalised, and cut to ``max_length`` characters with an ellipsis."""
+    text = "" if value is None else str(value)
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    text = "".join(
+        ch for ch in text if ch in "\n\t" or unicodedata.category(ch) not in ("Cc", "Cs")
+    )
+    if len(text) > max_length:
+        text = text[: max(0, max_length - 1)] + ELLIPSIS
+    return text
