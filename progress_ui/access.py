@@ -13,6 +13,7 @@ import hmac
 from typing import TYPE_CHECKING
 
 from django.conf import settings as django_settings
+from django.http import Http404
 from django.utils.module_loading import import_string
 
 from .conf import settings
@@ -68,3 +69,32 @@ def has_progress_permission(request: HttpRequest, progress: ProgressSession) -> 
 def can_read(request: HttpRequest, progress: ProgressSession) -> bool:
     check = import_string(settings.PERMISSION_FUNCTION)
     return bool(check(request, progress))
+
+
+def _not_found() -> Http404:
+    # One message for missing, expired, malformed and forbidden: no existence oracle.
+    return Http404("No such progress session.")
+
+
+def get_readable_session(request: HttpRequest, session_id: str) -> ProgressSession:
+    """The session if ``request`` may read it; else ``Http404`` (same for missing,
+    expired, malformed and forbidden ids). Malformed ids never reach the cache."""
+    from .session import ProgressSession
+
+    progress = ProgressSession.get(session_id)
+    if progress is None or not can_read(request, progress):
+        raise _not_found()
+    return progress
+
+
+async def aget_readable_session(request: HttpRequest, session_id: str) -> ProgressSession:
+    """Async :func:`get_readable_session`."""
+    from asgiref.sync import sync_to_async
+
+    from .session import ProgressSession
+
+    progress = await ProgressSession.aget(session_id)
+    # The permission hook may touch the ORM (request.user, request.session).
+    if progress is None or not await sync_to_async(can_read)(request, progress):
+        raise _not_found()
+    return progress
