@@ -1,26 +1,366 @@
 """HTML for sessions: the whole component, and the per-region ``<hx-partial>``
-fragments that SSE messages carry. (Placeholder markup; the front-end work
-replaces it with templates.)"""
+fragments that SSE messages carry.
+
+A session renders as regions with globally unique ids: a summary (overall
+bar), a live status line (``role="status"``), and one region per task. The
+initial render and every SSE message fill those regions from the same
+templates (``progress_ui/summary.html``, ``status.html``, ``task.html``), so an
+update swaps in exactly what a fresh page load would show.
+
+Everything user-supplied (task names, messages) goes through Django's
+autoescaping; nothing here marks it safe.
+"""
 
 from __future__ import annotations
 
-from django.utils.html import format_html, format_html_join
-from django.utils.safestring import SafeString
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
 
-from .snapshot import SessionSnapshot
+from django.core.exceptions import ImproperlyConfigured
+from django.template.loader import render_to_string
+from django.urls import NoReverseMatch, reverse
+from django.utils import formats
+from django.utils.safestring import SafeString
+from django.utils.translation import gettext, ngettext
+
+from .conf import current as current_settings
+from .snapshot import SessionSnapshot, TaskSnapshot
+
+if TYPE_CHECKING:
+    from django.http import HttpRequest
+
+    from .session import ProgressSession
+
+__all__ = [
+    "BarView",
+    "SessionView",
+    "htmx_version",
+    "region_id",
+    "render_bar",
+    "render_partials",
+    "render_session",
+    "session_view",
+    "snapshot_of",
+]
+
+#: SSE event name that ends the stream; the component closes its connection on it.
+DONE_EVENT = "done"
+SUMMARY_REGION = "summary"
+STATUS_REGION = "status"
+#: Task ids never contain ":", so task regions cannot collide with other regions.
+TASK_REGION_PREFIX = "task:"
+
+Status = Literal["pending", "running", "complete", "error"]
 
 
 def region_id(session_id: str, region: str) -> str:
-    """Globally unique element id of one region (``summary`` or a task id)."""
+    """Globally unique element id of one region (``summary``, ``status`` or
+    ``task:<task id>``) of one session."""
     return f"progress-{session_id}-{region}"
 
 
-def render_partials(snapshot: SessionSnapshot) -> SafeString:
-    """One ``<hx-partial>`` per region, to be sent as an SSE message payload."""
-    sid = snapshot["session_id"]
-    return format_html_join(
-        "\n",
-        '<hx-partial id="{}" hx-swap="innerMorph">{}</hx-partial>',
-        [(region_id(sid, t), format_html("{} {}% {}", task["name"], task["percent"], task["message"]))
-         for t, task in snapshot["tasks"].items()],
+def task_region(session_id: str, task_id: str) -> str:
+    return region_id(session_id, TASK_REGION_PREFIX + task_id)
+
+
+# -- view models ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BarView:
+    """Everything ``progress_ui/task.html`` shows for one bar."""
+
+    #: Element id prefix for the bar's parts; empty for a standalone bar (no ids).
+    dom_id: str
+    name: str
+    status: str
+    percent: int
+    message: str
+    simulated: bool
+    #: "120 of 300", or "" when the task reports no counts.
+    count_text: str
+    status_label: str
+    #: For ``aria-valuetext``: the percent in words plus counts and state.
+    value_text: str
+
+    @property
+    def is_error(self) -> bool:
+        return self.status == "error"
+
+    @property
+    def is_complete(self) -> bool:
+        return self.status == "complete"
+
+
+@dataclass(frozen=True)
+class SessionView:
+    """Everything the session templates show; built from one snapshot."""
+
+    session_id: str
+    status: str
+    finished: bool
+    expired: bool
+    overall_percent: int
+    overall_value_text: str
+    summary_id: str
+    status_id: str
+    status_label: str
+    #: The sentence in the live region; changes only when the state does.
+    status_text: str
+    done_count: int
+    task_count: int
+    tasks: tuple[tuple[str, BarView], ...]
+
+    @property
+    def show_overall(self) -> bool:
+        return self.task_count > 1
+
+
+def _clamp_percent(value: object) -> int:
+    try:
+        number = int(float(value))  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return 0
+    return max(0, min(100, number))
+
+
+def _number(value: float) -> str:
+    shown: float = int(value) if float(value).is_integer() else round(value, 1)
+    return formats.number_format(shown, force_grouping=True)
+
+
+def status_label(status: str, *, expired: bool = False) -> str:
+    if expired:
+        return gettext("Expired")
+    labels = {
+        "pending": gettext("Waiting"),
+        "running": gettext("In progress"),
+        "complete": gettext("Complete"),
+        "error": gettext("Failed"),
+    }
+    return labels.get(status, status)
+
+
+def count_text(current: float | None, total: float | None) -> str:
+    if current is None:
+        return ""
+    if total:
+        return gettext("%(current)s of %(total)s") % {
+            "current": _number(current),
+            "total": _number(total),
+        }
+    return _number(current)
+
+
+def make_bar(
+    *,
+    name: str,
+    status: str = "running",
+    percent: object = 0,
+    message: str = "",
+    simulated: bool = False,
+    current: float | None = None,
+    total: float | None = None,
+    dom_id: str = "",
+    expired: bool = False,
+) -> BarView:
+    """A :class:`BarView` from plain values (used for tasks and standalone bars)."""
+    pct = _clamp_percent(percent)
+    label = status_label(status, expired=expired)
+    counts = count_text(current, total)
+    parts = [gettext("%(percent)s percent") % {"percent": pct}]
+    if counts:
+        parts.append(counts)
+    parts.append(label)
+    return BarView(
+        dom_id=dom_id,
+        name=str(name),
+        status=status if status in ("pending", "running", "complete", "error") else "running",
+        percent=pct,
+        message=str(message or ""),
+        simulated=bool(simulated) and status == "running",
+        count_text=counts,
+        status_label=label,
+        value_text=", ".join(parts),
     )
+
+
+def _task_bar(session_id: str, task_id: str, task: TaskSnapshot, expired: bool) -> BarView:
+    return make_bar(
+        name=task["name"],
+        status=task["status"],
+        percent=task["percent"],
+        message=task["message"],
+        simulated=task["simulated"],
+        current=task["current"],
+        total=task["total"],
+        dom_id=task_region(session_id, task_id),
+        expired=expired,
+    )
+
+
+def _status_text(snapshot: SessionSnapshot, done: int, total: int) -> str:
+    if snapshot["expired"]:
+        return gettext("This progress is no longer available.")
+    status = snapshot["status"]
+    tasks = snapshot["tasks"]
+    if status == "error":
+        failed = [t for t in tasks.values() if t["status"] == "error"]
+        first = failed[0] if failed else None
+        if first is None:
+            return gettext("Failed.")
+        if total == 1:
+            return gettext("Failed: %(message)s") % {"message": first["message"]}
+        return gettext("%(name)s failed: %(message)s") % {
+            "name": first["name"],
+            "message": first["message"],
+        }
+    if status == "complete":
+        return ngettext("Complete.", "All %(count)s tasks complete.", total) % {"count": total}
+    if status == "pending":
+        return gettext("Waiting to start.")
+    return ngettext(
+        "%(done)s of %(count)s task finished.", "%(done)s of %(count)s tasks finished.", total
+    ) % {"done": done, "count": total}
+
+
+def session_view(snapshot: SessionSnapshot) -> SessionView:
+    """The display model of one snapshot (pure: no I/O, no settings)."""
+    sid = snapshot["session_id"]
+    expired = bool(snapshot["expired"])
+    tasks = tuple(
+        (task_id, _task_bar(sid, task_id, task, expired))
+        for task_id, task in snapshot["tasks"].items()
+    )
+    done = sum(1 for _, bar in tasks if bar.status in ("complete", "error"))
+    overall = _clamp_percent(snapshot["overall_percent"])
+    status = snapshot["status"]
+    return SessionView(
+        session_id=sid,
+        status=status,
+        finished=expired or status in ("complete", "error"),
+        expired=expired,
+        overall_percent=overall,
+        overall_value_text=gettext("%(percent)s percent, %(state)s")
+        % {"percent": overall, "state": status_label(status, expired=expired)},
+        summary_id=region_id(sid, SUMMARY_REGION),
+        status_id=region_id(sid, STATUS_REGION),
+        status_label=status_label(status, expired=expired),
+        status_text=_status_text(snapshot, done, len(tasks)),
+        done_count=done,
+        task_count=len(tasks),
+        tasks=tasks,
+    )
+
+
+# -- settings and URLs -----------------------------------------------------------
+
+
+def htmx_version(value: int | str | None = None) -> int:
+    """2 or 4: ``value`` if given, else ``PROGRESS_UI["HTMX_VERSION"]``."""
+    raw = current_settings().HTMX_VERSION if value in (None, "") else value
+    try:
+        version = int(raw)
+    except (TypeError, ValueError):
+        version = 0
+    if version not in (2, 4):
+        raise ImproperlyConfigured(f"PROGRESS_UI['HTMX_VERSION'] must be 2 or 4, got {raw!r}.")
+    return version
+
+
+def progress_url(name: str, session_id: str) -> str:
+    """``reverse("progress_ui:<name>")`` with a hint when the URLs are missing."""
+    try:
+        return reverse(f"progress_ui:{name}", kwargs={"session_id": session_id})
+    except NoReverseMatch as exc:
+        raise ImproperlyConfigured(
+            f"Cannot reverse 'progress_ui:{name}': add "
+            "path('progress/', include('progress_ui.urls')) to your URLconf."
+        ) from exc
+
+
+def snapshot_of(session: ProgressSession | SessionSnapshot) -> SessionSnapshot:
+    """Accept a ``ProgressSession`` (read now) or an already-read snapshot."""
+    if isinstance(session, dict):
+        return session
+    to_dict = getattr(session, "to_dict", None)
+    if to_dict is None:
+        raise TypeError(
+            f"Expected a ProgressSession or a snapshot dict, got {type(session).__name__}."
+        )
+    result: SessionSnapshot = to_dict()
+    return result
+
+
+# -- rendering ---------------------------------------------------------------------
+
+
+def _render(template: str, context: dict[str, Any], request: HttpRequest | None = None) -> str:
+    return render_to_string(template, context, request=request)
+
+
+def render_partials(snapshot: SessionSnapshot) -> SafeString:
+    """One ``<hx-partial>`` per region, the payload of one SSE message. Each
+    partial's inner HTML equals what :func:`render_session` puts in that region."""
+    view = session_view(snapshot)
+    return SafeString(_render("progress_ui/partials.html", {"view": view}).strip())
+
+
+def render_session(
+    session: ProgressSession | SessionSnapshot,
+    *,
+    request: HttpRequest | None = None,
+    title: str = "",
+    htmx: int | str | None = None,
+    refresh_url: str | None = None,
+) -> SafeString:
+    """The whole component: regions inside an element that connects to the SSE
+    stream (no connection once the session has finished), plus a ``<noscript>``
+    refresh for browsers without JavaScript.
+
+    ``refresh_url`` is where a no-JS browser reloads the state; by default the
+    current page for a GET request, else the HTML fragment endpoint.
+    """
+    snapshot = snapshot_of(session)
+    view = session_view(snapshot)
+    context: dict[str, Any] = {
+        "view": view,
+        "title": title,
+        "htmx_version": htmx_version(htmx),
+        "sse_url": "",
+        "refresh_url": "",
+        "done_event": DONE_EVENT,
+    }
+    if not view.finished:
+        context["sse_url"] = progress_url("sse", view.session_id)
+        if refresh_url is None:
+            if request is not None and request.method in ("GET", "HEAD"):
+                refresh_url = request.get_full_path()
+            else:
+                refresh_url = progress_url("fragment", view.session_id)
+        context["refresh_url"] = refresh_url
+    return SafeString(_render("progress_ui/session.html", context, request).strip())
+
+
+def render_bar(
+    *,
+    name: str,
+    percent: object = 0,
+    status: str = "running",
+    message: str = "",
+    simulated: bool = False,
+    current: float | None = None,
+    total: float | None = None,
+) -> SafeString:
+    """A standalone bar (not connected to any stream), e.g. for server-rendered
+    progress that a page computes itself."""
+    bar = make_bar(
+        name=name,
+        status=status,
+        percent=percent,
+        message=message,
+        simulated=simulated,
+        current=current,
+        total=total,
+    )
+    return SafeString(_render("progress_ui/bar.html", {"bar": bar}).strip())

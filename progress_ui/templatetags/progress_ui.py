@@ -1,0 +1,115 @@
+"""``{% load progress_ui %}``: ``{% progress_scripts %}``, ``{% progress_css %}``,
+``{% progress_session session %}`` and ``{% progress_bar %}``.
+
+Each tag is a thin wrapper over a plain function (here or in
+``progress_ui.rendering``), so views and tests can call the same code.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import template
+from django.http import HttpRequest
+from django.templatetags.static import static
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import SafeString
+
+from ..rendering import htmx_version, render_bar, render_session
+
+register = template.Library()
+
+#: Vendored files (static/progress_ui/vendor) per htmx major version, in load order.
+SCRIPTS: dict[int, tuple[str, ...]] = {
+    2: ("progress_ui/vendor/htmx-2.0.11.min.js", "progress_ui/vendor/htmx-ext-sse-2.2.4.js"),
+    4: ("progress_ui/vendor/htmx-4.0.1.min.js", "progress_ui/vendor/htmx-hx-sse-4.0.1.js"),
+}
+STYLESHEET = "progress_ui/progress_ui.css"
+
+
+def csp_nonce(context: template.Context | dict[str, Any] | None) -> str:
+    """The CSP nonce from ``request.csp_nonce`` (django-csp, Django 6's CSP
+    middleware) or a ``csp_nonce`` context variable; "" when there is none."""
+    if context is None:
+        return ""
+    request = context.get("request")
+    nonce = getattr(request, "csp_nonce", None) if request is not None else None
+    if not nonce:
+        nonce = context.get("csp_nonce")
+    return str(nonce) if nonce else ""
+
+
+def script_tags(*, version: int | str | None = None, nonce: str = "") -> SafeString:
+    """``<script defer>`` tags for htmx and its SSE extension (2 or 4, default
+    from ``PROGRESS_UI["HTMX_VERSION"]``)."""
+    files = SCRIPTS[htmx_version(version)]
+    if nonce:
+        return format_html_join(
+            "\n",
+            '<script src="{}" defer nonce="{}"></script>',
+            ((static(path), nonce) for path in files),
+        )
+    return format_html_join(
+        "\n", '<script src="{}" defer></script>', ((static(path),) for path in files)
+    )
+
+
+def stylesheet_tag(*, nonce: str = "") -> SafeString:
+    if nonce:
+        return format_html(
+            '<link rel="stylesheet" href="{}" nonce="{}">', static(STYLESHEET), nonce
+        )
+    return format_html('<link rel="stylesheet" href="{}">', static(STYLESHEET))
+
+
+@register.simple_tag(takes_context=True)
+def progress_scripts(context: template.Context, version: int | str | None = None) -> SafeString:
+    """Script tags for htmx + the SSE extension (``defer``, CSP nonce from context)."""
+    return script_tags(version=version, nonce=csp_nonce(context))
+
+
+@register.simple_tag(takes_context=True)
+def progress_css(context: template.Context) -> SafeString:
+    """The component stylesheet ``<link>``."""
+    return stylesheet_tag(nonce=csp_nonce(context))
+
+
+@register.simple_tag(takes_context=True)
+def progress_session(
+    context: template.Context,
+    session: Any,
+    title: str = "",
+    htmx: int | str | None = None,
+    refresh_url: str | None = None,
+) -> SafeString:
+    """The whole component for ``session`` (a ``ProgressSession`` or a snapshot)."""
+    request = context.get("request")
+    return render_session(
+        session,
+        request=request if isinstance(request, HttpRequest) else None,
+        title=title,
+        htmx=htmx,
+        refresh_url=refresh_url or None,
+    )
+
+
+@register.simple_tag
+def progress_bar(
+    name: str,
+    percent: Any = 0,
+    status: str = "running",
+    message: str = "",
+    simulated: bool = False,
+    current: float | None = None,
+    total: float | None = None,
+) -> SafeString:
+    """A standalone bar, not connected to a stream."""
+    return render_bar(
+        name=name,
+        percent=percent,
+        status=status,
+        message=message,
+        simulated=simulated,
+        current=current,
+        total=total,
+    )
