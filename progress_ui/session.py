@@ -406,6 +406,41 @@ class ProgressSession:
 
         return andjson_stream(self, poll_interval=poll_interval)
 
+    def sse(
+        self,
+        *,
+        last_event_id: str | None = None,
+        poll_interval: float | None = None,
+        max_duration: float | None = None,
+    ) -> Iterator[str]:
+        """Server-sent events carrying rendered fragments until the session
+        finishes (see ``progress_ui.sse``); polls the cache for this viewer."""
+        from .sse import sse_stream
+
+        return sse_stream(
+            self,
+            last_event_id=last_event_id,
+            poll_interval=poll_interval,
+            max_duration=max_duration,
+        )
+
+    def asse(
+        self,
+        *,
+        last_event_id: str | None = None,
+        poll_interval: float | None = None,
+        max_duration: float | None = None,
+    ) -> AsyncIterator[str]:
+        """Async :meth:`sse`; viewers in one event loop share one poller."""
+        from .sse import asse_stream
+
+        return asse_stream(
+            self,
+            last_event_id=last_event_id,
+            poll_interval=poll_interval,
+            max_duration=max_duration,
+        )
+
     def delete(self) -> None:
         """Remove the session from the cache now."""
         store.delete(self._id, list(self._names))

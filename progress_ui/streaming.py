@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator
 from typing import TYPE_CHECKING
 
 from . import snapshot as snap
@@ -20,6 +21,7 @@ from .snapshot import SessionSnapshot
 if TYPE_CHECKING:
     from .session import ProgressSession
 
+logger = logging.getLogger("progress_ui")
 #: Yielded instead of a snapshot when nothing changed for HEARTBEAT_INTERVAL.
 HEARTBEAT = None
 
@@ -58,7 +60,9 @@ class _Follower:
 
 
 def snapshots(
-    session: ProgressSession, *, poll_interval: float | None = None,
+    session: ProgressSession,
+    *,
+    poll_interval: float | None = None,
     max_duration: float | None = None,
 ) -> Iterator[SessionSnapshot | None]:
     """Changed snapshots (and ``None`` heartbeats) until the session finishes,
@@ -73,7 +77,9 @@ def snapshots(
 
 
 async def asnapshots(
-    session: ProgressSession, *, poll_interval: float | None = None,
+    session: ProgressSession,
+    *,
+    poll_interval: float | None = None,
     max_duration: float | None = None,
 ) -> AsyncIterator[SessionSnapshot | None]:
     """Async :func:`snapshots`; never blocks the event loop."""
@@ -111,3 +117,42 @@ async def andjson_stream(
     last: list[SessionSnapshot] = []
     async for item in asnapshots(session, poll_interval=poll_interval):
         yield _ndjson(item, last)
+
+
+# -- NDJSON from any snapshot source (used by the views) -------------------------
+
+
+def error_line(message: str) -> str:
+    """The last line of an NDJSON stream that failed: ``{"error": message}``
+    (``message`` must be safe to show; details are only logged)."""
+    return json.dumps({"error": message}, separators=(",", ":")) + "\n"
+
+
+def json_lines(session_id: str, items: Iterable[SessionSnapshot | None]) -> Iterator[str]:
+    """``items`` (snapshots, ``None`` heartbeats) as JSON lines. A failure is
+    logged and ends the stream with :func:`error_line`."""
+    last: list[SessionSnapshot] = []
+    try:
+        for item in items:
+            yield _ndjson(item, last)
+    except Exception:
+        logger.exception("progress_ui: NDJSON stream of session %s failed", session_id)
+        yield error_line(current_settings().GENERIC_ERROR_MESSAGE)
+
+
+async def ajson_lines(
+    session_id: str, items: AsyncIterable[SessionSnapshot | None]
+) -> AsyncIterator[str]:
+    """Async :func:`json_lines`; closes ``items`` when done."""
+    last: list[SessionSnapshot] = []
+    iterator = aiter(items)
+    try:
+        async for item in iterator:
+            yield _ndjson(item, last)
+    except Exception:
+        logger.exception("progress_ui: NDJSON stream of session %s failed", session_id)
+        yield error_line(current_settings().GENERIC_ERROR_MESSAGE)
+    finally:
+        aclose = getattr(iterator, "aclose", None)
+        if aclose is not None:
+            await aclose()

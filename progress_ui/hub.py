@@ -1,0 +1,232 @@
+"""One poller per session, shared by every async viewer in the event loop.
+
+Without it each open stream reads the cache every ``POLL_INTERVAL``: with a
+thousand viewers that is ten thousand cache calls a second, each a thread hop.
+Here the first viewer of a session starts a poller task that reads the session
+once per interval and publishes changed snapshots; every viewer (a
+:class:`Subscription`) waits on the same event and applies the usual emit/stop
+rule (``streaming._Follower``) to what was published, keeping its own heartbeat
+and maximum duration. The poller stops when the session finishes or vanishes, or
+when its last viewer leaves.
+
+Everything here runs on one event loop; :func:`get_hub` keeps one hub per loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import logging
+import math
+import time
+import weakref
+from collections.abc import AsyncIterator, Callable
+from typing import TYPE_CHECKING
+
+from .conf import current as current_settings
+from .snapshot import SessionSnapshot
+from .streaming import _Follower
+
+if TYPE_CHECKING:
+    from .session import ProgressSession
+
+logger = logging.getLogger("progress_ui")
+
+#: (cache alias, session id, poll interval): viewers asking for another cache or
+#: interval get their own poller.
+ChannelKey = tuple[str, str, float]
+
+
+class PollerError(RuntimeError):
+    """The shared poller of a session failed (the cause is chained and logged)."""
+
+
+class _Channel:
+    """The poller of one session and what it last published."""
+
+    def __init__(
+        self, hub: Hub, key: ChannelKey, session: ProgressSession, interval: float
+    ) -> None:
+        self.hub = hub
+        self.key = key
+        self.session = session
+        self.interval = interval
+        #: Bumped on every publication; viewers compare it with what they saw.
+        self.version = 0
+        self.latest: SessionSnapshot | None = None
+        self.error: BaseException | None = None
+        #: Replaced on every publication, so one ``set()`` wakes every waiting viewer.
+        self.changed = asyncio.Event()
+        self.subscribers = 0
+        #: Cache reads made by this poller (for tests and benchmarks).
+        self.reads = 0
+        self._memo: tuple[SessionSnapshot, object, str] | None = None
+        # A fresh context: the poller outlives the request that started it, and must
+        # not keep that request's thread-sensitive executor (or other state) alive.
+        self.task = asyncio.get_running_loop().create_task(
+            self._poll(), name=f"progress_ui poller {session.session_id}",
+            context=contextvars.Context(),
+        )  # fmt: skip
+
+    def _publish(self, snapshot: SessionSnapshot | None) -> None:
+        if snapshot is not None:
+            self.latest = snapshot
+        self.version += 1
+        changed, self.changed = self.changed, asyncio.Event()
+        changed.set()
+
+    async def _poll(self) -> None:
+        # The shared rule without a deadline: publish changes, stop when final.
+        follower = _Follower(self.session, max_duration=math.inf)
+        try:
+            while True:
+                self.reads += 1
+                current = await self.session.aread()
+                for item in follower.step(current):
+                    if item is not None:  # heartbeats are per viewer
+                        self._publish(item)
+                if follower.done:
+                    return
+                await asyncio.sleep(self.interval)
+        except Exception as exc:
+            logger.exception("progress_ui: poller of session %s failed", self.session.session_id)
+            self.error = exc
+            # New viewers get a fresh poller; current ones end with an error event.
+            self.hub._forget(self)
+            self._publish(None)
+
+    def render(self, snapshot: SessionSnapshot, fn: Callable[[SessionSnapshot], str]) -> str:
+        """``fn(snapshot)``, computed once per published snapshot for all viewers."""
+        memo = self._memo
+        if memo is not None and memo[0] is snapshot and memo[1] == fn:
+            return memo[2]
+        payload = fn(snapshot)
+        self._memo = (snapshot, fn, payload)
+        return payload
+
+
+class Subscription:
+    """One viewer: an async iterator of changed snapshots and ``None`` heartbeats,
+    ending after the final snapshot, or silently at ``max_duration``."""
+
+    def __init__(
+        self,
+        hub: Hub,
+        session: ProgressSession,
+        interval: float,
+        max_duration: float | None,
+    ) -> None:
+        self._hub = hub
+        self._session = session
+        self._interval = interval
+        self._max_duration = max_duration
+        self._channel: _Channel | None = None
+
+    def __aiter__(self) -> AsyncIterator[SessionSnapshot | None]:
+        return self._iterate()
+
+    def render(self, snapshot: SessionSnapshot, fn: Callable[[SessionSnapshot], str]) -> str:
+        """``fn(snapshot)``, shared with the other viewers of the session."""
+        if self._channel is None:
+            return fn(snapshot)
+        return self._channel.render(snapshot, fn)
+
+    async def _iterate(self) -> AsyncIterator[SessionSnapshot | None]:
+        # Joining here (not in __init__) means an iterator never started never
+        # holds a poller.
+        channel = self._channel = self._hub._join(self._session, self._interval)
+        follower = _Follower(self._session, self._max_duration)
+        seen = 0
+        try:
+            while True:
+                if channel.error is not None:
+                    raise PollerError("the session's poller failed") from channel.error
+                if channel.version != seen and channel.latest is not None:
+                    seen = channel.version
+                    for item in follower.step(channel.latest):
+                        yield item
+                    if follower.done:
+                        return
+                    continue
+                changed = channel.changed
+                wake = min(follower.last_emit + follower.heartbeat, follower.deadline)
+                try:
+                    async with asyncio.timeout(max(0.0, wake - time.monotonic())):
+                        await changed.wait()
+                    continue
+                except TimeoutError:
+                    pass
+                # Nothing new: a heartbeat may be due, or the deadline passed.
+                if follower.last is None:
+                    if time.monotonic() >= follower.deadline:
+                        return
+                    continue
+                for item in follower.step(follower.last):
+                    yield item
+                if follower.done:
+                    return
+        finally:
+            self._hub._leave(channel)
+
+
+class Hub:
+    """The pollers of one event loop, by session."""
+
+    def __init__(self) -> None:
+        self._channels: dict[ChannelKey, _Channel] = {}
+
+    def subscribe(
+        self,
+        session: ProgressSession,
+        *,
+        poll_interval: float | None = None,
+        max_duration: float | None = None,
+    ) -> Subscription:
+        """A viewer of ``session``: iterate it (``async for``) to receive snapshots.
+        ``max_duration`` defaults to ``MAX_STREAM_DURATION``."""
+        interval = current_settings().POLL_INTERVAL if poll_interval is None else poll_interval
+        return Subscription(self, session, interval, max_duration)
+
+    def _join(self, session: ProgressSession, interval: float) -> _Channel:
+        key = (current_settings().CACHE_ALIAS, session.session_id, float(interval))
+        channel = self._channels.get(key)
+        if channel is None:
+            channel = self._channels[key] = _Channel(self, key, session, interval)
+        channel.subscribers += 1
+        return channel
+
+    def _leave(self, channel: _Channel) -> None:
+        channel.subscribers -= 1
+        if channel.subscribers <= 0:
+            channel.task.cancel()
+            self._forget(channel)
+
+    def _forget(self, channel: _Channel) -> None:
+        if self._channels.get(channel.key) is channel:
+            del self._channels[channel.key]
+
+    def channel(self, session_id: str) -> _Channel | None:
+        """The live poller of ``session_id`` in this loop, if any (for tests and
+        monitoring)."""
+        return next((c for k, c in self._channels.items() if k[1] == session_id), None)
+
+    @property
+    def sessions(self) -> int:
+        """Sessions polled right now."""
+        return len(self._channels)
+
+    @property
+    def viewers(self) -> int:
+        return sum(c.subscribers for c in self._channels.values())
+
+
+_hubs: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Hub] = weakref.WeakKeyDictionary()
+
+
+def get_hub() -> Hub:
+    """The hub of the running event loop (created on first use)."""
+    loop = asyncio.get_running_loop()
+    hub = _hubs.get(loop)
+    if hub is None:
+        hub = _hubs[loop] = Hub()
+    return hub

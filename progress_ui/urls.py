@@ -1,0 +1,22 @@
+"""``path("progress/", include("progress_ui.urls"))`` mounts, per session id:
+
+- ``progress_ui:sse`` ``<id>/events/``: SSE stream of HTML fragments (htmx)
+- ``progress_ui:ndjson`` ``<id>/stream/``: JSON-lines stream (scripts)
+- ``progress_ui:json`` ``<id>/json/``: current snapshot as JSON (polling)
+- ``progress_ui:fragment`` ``<id>/html/``: the whole component as HTML (no-JS refresh)
+"""
+
+from __future__ import annotations
+
+from django.urls import path
+
+from . import views
+
+app_name = "progress_ui"
+
+urlpatterns = [
+    path("<str:session_id>/events/", views.SSEView.as_view(), name="sse"),
+    path("<str:session_id>/stream/", views.NDJSONView.as_view(), name="ndjson"),
+    path("<str:session_id>/json/", views.JSONView.as_view(), name="json"),
+    path("<str:session_id>/html/", views.FragmentView.as_view(), name="fragment"),
+]

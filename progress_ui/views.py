@@ -1,0 +1,204 @@
+"""HTTP endpoints of a session: SSE and NDJSON streams, a JSON snapshot, an HTML fragment.
+
+Mount them with ``path("progress/", include("progress_ui.urls"))``. Every view
+answers 404 for a malformed, unknown, expired or foreign session id alike (see
+``progress_ui.access``), so a stranger cannot tell whether an id exists.
+
+The streaming views are plain sync views that pick their generator by server:
+the sync one under WSGI, the async one under ASGI (Django buffers the whole
+response when the iterator does not match the server). Under ASGI all viewers of
+a session in one process share one poller (``progress_ui.hub``).
+
+Customise by subclassing: attributes (``poll_interval``, ``max_duration``,
+``session_url_kwarg``, ...) and the matching ``get_*()`` methods.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+from django.core.handlers.asgi import ASGIRequest
+from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
+from django.utils.decorators import method_decorator
+from django.views import View
+from django.views.decorators.cache import never_cache
+
+from . import rendering, sse, streaming
+from .access import get_readable_session
+from .session import ProgressSession
+from .snapshot import SessionSnapshot
+
+
+def is_asgi(request: HttpRequest) -> bool:
+    """True when ``request`` is being served by Django's ASGI handler."""
+    return isinstance(request, ASGIRequest)
+
+
+class ProgressSessionMixin:
+    """Finds the session named in the URL, or raises ``Http404``."""
+
+    request: HttpRequest
+    kwargs: dict[str, Any]
+
+    #: URL keyword argument holding the session id.
+    session_url_kwarg = "session_id"
+
+    def get_session_id(self) -> str:
+        return str(self.kwargs.get(self.session_url_kwarg, ""))
+
+    def get_progress_session(self) -> ProgressSession:
+        """The session if this request may read it, else ``Http404`` (override to
+        change the lookup; to change who may read, prefer
+        ``PROGRESS_UI["PERMISSION_FUNCTION"]``)."""
+        return get_readable_session(self.request, self.get_session_id())
+
+
+class StreamView(ProgressSessionMixin, View):
+    """Base of the streaming views: headers, server detection, stream options."""
+
+    http_method_names = ["get", "options"]
+    content_type = "text/plain; charset=utf-8"
+    #: Seconds between cache reads (None: ``PROGRESS_UI["POLL_INTERVAL"]``).
+    poll_interval: float | None = None
+    #: Longest a response stays open (None: ``PROGRESS_UI["MAX_STREAM_DURATION"]``).
+    max_duration: float | None = None
+    #: Extra response headers. ``X-Accel-Buffering: no`` stops nginx buffering.
+    stream_headers: dict[str, str] = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+
+    def get_poll_interval(self) -> float | None:
+        return self.poll_interval
+
+    def get_max_duration(self) -> float | None:
+        return self.max_duration
+
+    def get_stream_headers(self) -> dict[str, str]:
+        return dict(self.stream_headers)
+
+    def get_content_type(self) -> str:
+        return self.content_type
+
+    def get_sync_stream(self, session: ProgressSession) -> Iterator[str]:
+        raise NotImplementedError(
+            f"{type(self).__name__} must define get_sync_stream() and get_async_stream()."
+        )
+
+    def get_async_stream(self, session: ProgressSession) -> AsyncIterator[str]:
+        raise NotImplementedError(
+            f"{type(self).__name__} must define get_sync_stream() and get_async_stream()."
+        )
+
+    def get(self, request: HttpRequest, *args: Any, **kwargs: Any) -> StreamingHttpResponse:
+        session = self.get_progress_session()
+        content: Iterator[str] | AsyncIterator[str]
+        if is_asgi(request):
+            content = self.get_async_stream(session)
+        else:
+            content = self.get_sync_stream(session)
+        # GZipMiddleware would compress (and delay) the stream; it only compresses
+        # for clients that accept gzip, so make this request not say so.
+        request.META.pop("HTTP_ACCEPT_ENCODING", None)
+        response = StreamingHttpResponse(content, content_type=self.get_content_type())
+        for name, value in self.get_stream_headers().items():
+            response[name] = value
+        return response
+
+
+class SSEView(StreamView):
+    """``text/event-stream`` of rendered fragments for htmx (see ``progress_ui.sse``).
+
+    A reconnect (``Last-Event-ID``) gets the current state at once; a session that
+    has finished gets its final state and ``done``. A session that is gone, or
+    that this client may not read, is a 404 like everywhere else: finished
+    sessions stay readable for ``FINISHED_TTL`` (10 minutes by default), far
+    longer than a browser waits before reconnecting.
+    """
+
+    content_type = sse.CONTENT_TYPE
+    #: Share one poller per session among this process's viewers (ASGI only).
+    shared_poller = True
+
+    def get_last_event_id(self) -> str | None:
+        return self.request.headers.get("Last-Event-ID")
+
+    def render_partials(self, snapshot: SessionSnapshot) -> str:
+        """The payload of one message (override to send other markup)."""
+        return str(rendering.render_partials(snapshot))
+
+    def get_sync_stream(self, session: ProgressSession) -> Iterator[str]:
+        return sse.sse_stream(
+            session,
+            last_event_id=self.get_last_event_id(),
+            poll_interval=self.get_poll_interval(),
+            max_duration=self.get_max_duration(),
+            render=self.render_partials,
+        )
+
+    def get_async_stream(self, session: ProgressSession) -> AsyncIterator[str]:
+        return sse.asse_stream(
+            session,
+            last_event_id=self.get_last_event_id(),
+            poll_interval=self.get_poll_interval(),
+            max_duration=self.get_max_duration(),
+            render=self.render_partials,
+            shared=self.shared_poller,
+        )
+
+
+class NDJSONView(StreamView):
+    """``application/x-ndjson``: one JSON snapshot per line, each when the state
+    changed (a heartbeat repeats the last one), until the session finishes. A
+    failure ends the stream with ``{"error": "<safe message>"}``."""
+
+    content_type = "application/x-ndjson"
+    shared_poller = True
+
+    def get_sync_stream(self, session: ProgressSession) -> Iterator[str]:
+        items = streaming.snapshots(
+            session, poll_interval=self.get_poll_interval(), max_duration=self.get_max_duration()
+        )
+        return streaming.json_lines(session.session_id, items)
+
+    def get_async_stream(self, session: ProgressSession) -> AsyncIterator[str]:
+        from .hub import get_hub
+
+        poll, limit = self.get_poll_interval(), self.get_max_duration()
+
+        async def lines() -> AsyncIterator[str]:
+            # get_hub() needs the running loop: look it up once iteration starts.
+            if self.shared_poller:
+                items: Any = get_hub().subscribe(session, poll_interval=poll, max_duration=limit)
+            else:
+                items = streaming.asnapshots(session, poll_interval=poll, max_duration=limit)
+            async for line in streaming.ajson_lines(session.session_id, items):
+                yield line
+
+        return lines()
+
+
+@method_decorator(never_cache, name="dispatch")
+class JSONView(ProgressSessionMixin, View):
+    """The current snapshot as JSON, for polling clients and scripts."""
+
+    http_method_names = ["get", "head", "options"]
+
+    def get_snapshot(self, session: ProgressSession) -> SessionSnapshot:
+        return session.to_dict()
+
+    def get(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        return JsonResponse(self.get_snapshot(self.get_progress_session()))
+
+
+@method_decorator(never_cache, name="dispatch")
+class FragmentView(ProgressSessionMixin, View):
+    """The whole component as HTML (``rendering.render_session``): what a page
+    shows, for no-JS refreshes and for inserting a component after a POST."""
+
+    http_method_names = ["get", "head", "options"]
+
+    def render_session(self, snapshot: SessionSnapshot) -> str:
+        return str(rendering.render_session(snapshot, request=self.request))
+
+    def get(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        snapshot = self.get_progress_session().to_dict()
+        return HttpResponse(self.render_session(snapshot))
