@@ -1,0 +1,13 @@
+"""ASGI entry point of the demo: ``uvicorn demo.asgi:application``. Wrapped so
+uvicorn serves the static files (htmx, CSS) as ``runserver`` does."""
+
+from __future__ import annotations
+
+import os
+
+from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler
+from django.core.asgi import get_asgi_application
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "demo.settings")
+
+application = ASGIStaticFilesHandler(get_asgi_application())

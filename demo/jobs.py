@@ -1,0 +1,136 @@
+"""The demo's background jobs. Each is a plain function of a ``ProgressSession``
+that reports as it goes; ``JOBS`` lists them for the views.
+
+Pace is scaled by ``settings.DEMO_SPEED`` so the browser tests can run them fast.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+from django.conf import settings
+
+from progress_ui import ProgressError, ProgressSession
+
+
+def pause(seconds: float) -> None:
+    time.sleep(seconds / settings.DEMO_SPEED)
+
+
+def import_products(session: ProgressSession) -> None:
+    """Sequential steps, with real counts where the work has them."""
+    # A step without counts: its bar shows the simulated (estimated) percent.
+    session.add_sequential("download", pause, 1.5)
+
+    rows = [f"row {n}" for n in range(1, 401)]
+    for n, _row in enumerate(session.iterate("validate", rows), start=1):
+        if n % 40 == 0:
+            session.update("validate", message=f"Checked {n} rows")
+        pause(0.004)
+
+    products = [f"SKU-{n:04d}" for n in range(1, 251)]
+    for sku in session.iterate("import", products, message="Writing to the database"):
+        pause(0.008)
+        if sku.endswith("0"):
+            session.update("import", message=f"Imported {sku}")
+    session.update("import", message=f"{len(products)} products imported")
+
+
+def _fetch(source: str, seconds: float) -> str:
+    pause(seconds)
+    return f"{source}: ok"
+
+
+def fetch_data(session: ProgressSession) -> None:
+    """Parallel futures: each source is a task that completes when its future does."""
+    sources = {
+        "weather": 1.2,
+        "rates": 2.4,
+        "stocks": 1.8,
+        "news": 3.0,
+    }
+    with ThreadPoolExecutor(max_workers=len(sources), thread_name_prefix="demo-fetch") as pool:
+        tasks = [
+            session.add_parallel(source, pool.submit(_fetch, source, seconds))
+            for source, seconds in sources.items()
+        ]
+        for task in tasks:
+            task.wait()
+
+
+def failing_job(session: ProgressSession) -> None:
+    """Fails half-way with a message meant for the user (``ProgressError``)."""
+    for _ in session.iterate("export", range(120)):
+        pause(0.01)
+
+    def upload() -> None:
+        for n in session.iterate("upload", range(100), complete=False):
+            pause(0.012)
+            if n == 62:
+                raise ProgressError(
+                    "Upload failed: the storage quota is full (2.1 GB needed, 1.4 GB free)."
+                )
+
+    session.add_sequential("upload", upload)
+
+
+def quick_job(session: ProgressSession) -> None:
+    """Short counted work (used by the browser tests)."""
+    for task_id in session.tasks:
+        for _ in session.iterate(task_id, range(30)):
+            pause(0.03 + random.random() * 0.01)
+
+
+@dataclass(frozen=True)
+class Job:
+    title: str
+    description: str
+    tasks: dict[str, str]
+    run: Callable[[ProgressSession], None]
+    #: Shown as a button on the demo page.
+    listed: bool = True
+
+
+JOBS: dict[str, Job] = {
+    "import": Job(
+        "Import products",
+        "Sequential steps with real counts: download, validate 400 rows, import 250 products.",
+        {
+            "download": "Download catalogue",
+            "validate": "Validate rows",
+            "import": "Import products",
+        },
+        import_products,
+    ),
+    "fetch": Job(
+        "Fetch data",
+        "Four API calls running in parallel, tracked as futures.",
+        {
+            "weather": "Weather service",
+            "rates": "Exchange rates",
+            "stocks": "Stock prices",
+            "news": "News feed",
+        },
+        fetch_data,
+    ),
+    "fail": Job(
+        "Export & upload (fails)",
+        "Exports a report, then the upload fails with a readable error.",
+        {"export": "Export report", "upload": "Upload to storage"},
+        failing_job,
+    ),
+    "quick": Job(
+        "Quick job",
+        "Two short counted tasks.",
+        {"one": "First batch", "two": "Second batch"},
+        quick_job,
+        listed=False,
+    ),
+}
+
+#: What the "Run all at once" button starts.
+ALL_AT_ONCE = ("import", "fetch", "fail")

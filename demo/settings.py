@@ -1,0 +1,93 @@
+"""Settings of the demo site. Everything lives on this machine, shared by every
+process (runserver, gunicorn workers, uvicorn): progress in a file-based cache
+under ``.demo-cache/``, browser sessions in ``demo/db.sqlite3``.
+
+Environment overrides (used by the browser tests): ``DEMO_HTMX_VERSION`` (2 or 4),
+``DEMO_CACHE_DIR``, ``DEMO_DB``, ``DEMO_SPEED`` (job speed factor), ``DEMO_DEBUG``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+DEMO_DIR = ROOT / "demo"
+
+SECRET_KEY = os.environ.get("DEMO_SECRET_KEY", "demo-only-not-secret")
+DEBUG = os.environ.get("DEMO_DEBUG", "1") == "1"
+ALLOWED_HOSTS = ["127.0.0.1", "localhost", "[::1]"]
+ROOT_URLCONF = "demo.urls"
+WSGI_APPLICATION = "demo.wsgi.application"
+ASGI_APPLICATION = "demo.asgi.application"
+DEFAULT_AUTO_FIELD = "django.db.models.AutoField"
+USE_TZ = True
+LANGUAGE_CODE = "en"
+
+INSTALLED_APPS = [
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.staticfiles",
+    "django_cotton",
+    "django_htmx",
+    "progress_ui",
+]
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django_htmx.middleware.HtmxMiddleware",
+]
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [ROOT / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.template.context_processors.i18n",
+                "django.contrib.auth.context_processors.auth",
+            ]
+        },
+    }
+]
+
+DATABASES = {
+    "default": {
+        "ENGINE": "django.db.backends.sqlite3",
+        "NAME": os.environ.get("DEMO_DB", str(DEMO_DIR / "db.sqlite3")),
+        "OPTIONS": {"timeout": 20},
+    }
+}
+
+# One cache shared by every process on this machine, no server needed.
+CACHES = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
+        "LOCATION": os.environ.get("DEMO_CACHE_DIR", str(ROOT / ".demo-cache")),
+        "OPTIONS": {"MAX_ENTRIES": 5000},
+    }
+}
+
+STATIC_URL = "/static/"
+STATICFILES_DIRS = [ROOT / "static"]
+
+PROGRESS_UI = {
+    "HTMX_VERSION": int(os.environ.get("DEMO_HTMX_VERSION", "2")),
+    "POLL_INTERVAL": 0.1,
+}
+
+#: Multiplies the pace of the demo jobs (the browser tests run them faster).
+DEMO_SPEED = float(os.environ.get("DEMO_SPEED", "1"))
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "loggers": {"progress_ui": {"handlers": ["console"], "level": "INFO"}},
+}

@@ -1,0 +1,13 @@
+from __future__ import annotations
+
+from django.urls import URLPattern, URLResolver, include, path
+
+from . import views
+
+urlpatterns: list[URLPattern | URLResolver] = [
+    path("", views.IndexView.as_view(), name="index"),
+    path("start/all/", views.StartAllView.as_view(), name="start-all"),
+    path("start/<slug:job>/", views.StartJobView.as_view(), name="start"),
+    path("session/<str:session_id>/", views.SessionPageView.as_view(), name="session"),
+    path("progress/", include("progress_ui.urls")),
+]

@@ -1,0 +1,127 @@
+"""Demo views: a page with job buttons, one POST endpoint per job, and a page per
+session (the no-JS refresh target and what a reload shows)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.http import Http404, HttpRequest, HttpResponse
+from django.urls import reverse
+from django.utils.html import format_html_join
+from django.views.generic import TemplateView
+
+from progress_ui import ProgressSession
+from progress_ui.access import can_read
+from progress_ui.mixins import ProgressSessionView, StartProgressMixin
+from progress_ui.rendering import render_session
+
+from .jobs import ALL_AT_ONCE, JOBS, Job
+
+#: How many of a visitor's recent sessions the index page shows again.
+RECENT = 6
+
+
+def remember(request: HttpRequest, session: ProgressSession, title: str) -> None:
+    """Keep the visitor's recent sessions in their Django session, so a reload
+    of the page shows them again (running ones reconnect, finished ones show
+    their final state)."""
+    recent = [r for r in request.session.get("demo_sessions", []) if r[0] != session.session_id]
+    request.session["demo_sessions"] = [[session.session_id, title], *recent][:RECENT]
+
+
+def recent_sessions(request: HttpRequest) -> list[tuple[str, ProgressSession]]:
+    found = []
+    for session_id, title in request.session.get("demo_sessions", []):
+        session = ProgressSession.get(session_id)
+        if session is not None and can_read(request, session):
+            found.append((title, session))
+    return found
+
+
+def page_context(request: HttpRequest) -> dict[str, Any]:
+    return {
+        "jobs": {key: job for key, job in JOBS.items() if job.listed},
+        "htmx_version": settings.PROGRESS_UI.get("HTMX_VERSION", 2),
+        "recent": recent_sessions(request),
+    }
+
+
+class IndexView(TemplateView):
+    template_name = "demo/index.html"
+
+    def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
+        return {**super().get_context_data(**kwargs), **page_context(self.request)}
+
+
+class StartJobView(StartProgressMixin, TemplateView):
+    """POST /start/<job>/: runs one job from ``demo.jobs.JOBS``."""
+
+    template_name = "demo/index.html"
+    http_method_names = ["post"]
+
+    @property
+    def job(self) -> Job:
+        try:
+            return JOBS[self.kwargs["job"]]
+        except KeyError:
+            raise Http404("No such job.") from None
+
+    def get_progress_tasks(self) -> dict[str, str]:
+        return self.job.tasks
+
+    def get_progress_title(self) -> str:
+        return self.job.title
+
+    def get_progress_refresh_url(self, session: ProgressSession) -> str:
+        return reverse("index")
+
+    def create_progress_session(self) -> ProgressSession:
+        session = super().create_progress_session()
+        remember(self.request, session, self.job.title)
+        return session
+
+    def start_progress_work(self, session: ProgressSession) -> None:
+        self.job.run(session)
+
+    def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
+        return {**super().get_context_data(**kwargs), **page_context(self.request)}
+
+
+class StartAllView(StartJobView):
+    """POST /start-all/: several jobs at once, one session (and stream) each."""
+
+    def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        sessions: list[ProgressSession] = []
+        for key in ALL_AT_ONCE:
+            view = StartJobView(request=request, kwargs={"job": key}, args=())
+            session = view.create_progress_session()
+            view.submit_progress_work(session)
+            sessions.append(session)
+        components = format_html_join(
+            "\n",
+            "{}",
+            (
+                (
+                    render_session(
+                        session,
+                        request=request,
+                        title=JOBS[key].title,
+                        refresh_url=self.get_progress_refresh_url(session),
+                    ),
+                )
+                for key, session in zip(ALL_AT_ONCE, sessions, strict=True)
+            ),
+        )
+        if getattr(request, "htmx", False):
+            return HttpResponse(components)
+        return self.render_to_response(self.get_context_data())
+
+
+class SessionPageView(ProgressSessionView):
+    """GET /session/<id>/: one session on the demo layout."""
+
+    template_name = "demo/session.html"
+
+    def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
+        return {**super().get_context_data(**kwargs), **page_context(self.request)}
