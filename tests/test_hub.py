@@ -1,0 +1,247 @@
+"""The shared per-session poller: one cache read per interval whatever the viewers."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import pytest
+from asgiref.sync import sync_to_async
+from django.conf import settings
+from django.core.cache import caches
+from django.test import override_settings
+
+from progress_ui import ProgressSession, sse
+from progress_ui.hub import get_hub
+from progress_ui.snapshot import SessionSnapshot
+from tests.conftest import _use_backend
+
+VIEWERS = 100
+INTERVAL = 0.05
+
+
+def render(snapshot: SessionSnapshot) -> str:
+    return f"{snapshot['status']} {snapshot['overall_percent']}"
+
+
+@pytest.fixture(params=["locmem", "redis"])
+def hub_backend(request: pytest.FixtureRequest) -> Iterator[str]:
+    yield from _use_backend(request.param, request)
+
+
+@pytest.fixture
+def reads(hub_backend: str, monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """Times of every snapshot read (``aget_many``) on the progress cache."""
+    calls: list[float] = []
+    cls = type(caches[hub_backend])
+    original = cls.aget_many
+
+    async def counting(self: Any, keys: Any, version: Any = None) -> Any:
+        calls.append(time.monotonic())
+        return await original(self, keys, version=version)
+
+    monkeypatch.setattr(cls, "aget_many", counting)
+    return calls
+
+
+class Viewer:
+    """A task reading one SSE stream into a list."""
+
+    def __init__(self, stream: AsyncIterator[str]) -> None:
+        self.chunks: list[str] = []
+        self.task = asyncio.create_task(self._read(stream))
+
+    async def _read(self, stream: AsyncIterator[str]) -> None:
+        async for chunk in stream:
+            self.chunks.append(chunk)
+
+    def saw(self, text: str) -> bool:
+        return any(text in c for c in self.chunks)
+
+
+async def until(predicate: Any, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out waiting for condition")
+        await asyncio.sleep(0.01)
+
+
+async def test_hundred_viewers_share_one_poller(reads: list[float]) -> None:
+    session = await sync_to_async(ProgressSession.create)({"a": "A"})
+    await sync_to_async(session.update)("a", percent=10)
+    hub = get_hub()
+    viewers = [
+        Viewer(sse.asse_stream(session, poll_interval=INTERVAL, render=render))
+        for _ in range(VIEWERS)
+    ]
+    await until(lambda: all(v.saw("running 10") for v in viewers))
+    assert hub.sessions == 1
+    assert hub.viewers == VIEWERS
+
+    start, before = time.monotonic(), len(reads)
+    await asyncio.sleep(1.0)
+    elapsed, made = time.monotonic() - start, len(reads) - before
+    # About one read per interval (sleep plus read time makes it a little less);
+    # one per viewer would be ~2000.
+    assert 3 <= made <= elapsed / INTERVAL + 5, made
+
+    await sync_to_async(session.update)("a", percent=70)
+    await until(lambda: all(v.saw("running 70") for v in viewers))
+    await sync_to_async(session.complete)("a")
+    await asyncio.wait_for(asyncio.gather(*(v.task for v in viewers)), 20)
+    for viewer in viewers:
+        progress = [c for c in viewer.chunks if c != sse.HEARTBEAT]
+        lines = [c.split("\n")[-3] for c in progress]
+        # (Between 70 and 100 the completing animation may show a few steps.)
+        assert lines[:2] == ["data: running 10", "data: running 70"]
+        assert lines[-2:] == ["data: complete 100", "data: done"]
+    assert hub.sessions == 0
+    assert hub.viewers == 0
+
+
+async def test_unshared_viewers_each_read_the_cache(reads: list[float]) -> None:
+    # The contrast that shows the counter counts: without the hub, reads scale
+    # with viewers.
+    session = await sync_to_async(ProgressSession.create)({"a": "A"})
+    await sync_to_async(session.update)("a", percent=10)
+    viewers = [
+        Viewer(sse.asse_stream(session, poll_interval=INTERVAL, render=render, shared=False))
+        for _ in range(20)
+    ]
+    await until(lambda: all(v.saw("running 10") for v in viewers))
+    before = len(reads)
+    await asyncio.sleep(0.5)
+    assert len(reads) - before >= 40
+    for viewer in viewers:
+        viewer.task.cancel()
+    await asyncio.gather(*(v.task for v in viewers), return_exceptions=True)
+
+
+async def test_late_viewer_gets_current_state_without_waiting_for_a_poll(
+    reads: list[float],
+) -> None:
+    session = await sync_to_async(ProgressSession.create)({"a": "A"})
+    await sync_to_async(session.update)("a", percent=25)
+    # A poll interval far longer than the test: only the first read ever happens.
+    early = Viewer(sse.asse_stream(session, poll_interval=60, render=render))
+    await until(lambda: early.saw("running 25"))
+    late = sse.asse_stream(session, poll_interval=60, render=render, last_event_id="5")
+    first = await asyncio.wait_for(anext(late), 10)
+    assert first.endswith("data: running 25\n\n")
+    assert len(reads) == 1
+    early.task.cancel()
+    await late.aclose()
+    await asyncio.gather(early.task, return_exceptions=True)
+
+
+async def test_last_viewer_leaving_stops_the_poller(reads: list[float]) -> None:
+    session = await sync_to_async(ProgressSession.create)({"a": "A"})
+    await sync_to_async(session.update)("a", percent=10)
+    hub = get_hub()
+    viewers = [Viewer(sse.asse_stream(session, poll_interval=INTERVAL)) for _ in range(3)]
+    await until(lambda: all(v.chunks for v in viewers))
+    channel = hub.channel(session.session_id)
+    assert channel is not None
+    viewers[0].task.cancel()
+    await asyncio.sleep(0.2)
+    assert not channel.task.done()  # two viewers left
+    for viewer in viewers[1:]:
+        viewer.task.cancel()
+    await asyncio.gather(*(v.task for v in viewers), return_exceptions=True)
+    await asyncio.sleep(0)
+    assert channel.task.done()
+    assert hub.sessions == 0
+    count = len(reads)
+    await asyncio.sleep(0.3)
+    assert len(reads) == count
+
+
+async def test_each_viewer_keeps_its_own_max_duration(reads: list[float]) -> None:
+    session = await sync_to_async(ProgressSession.create)({"a": "A"})
+    await sync_to_async(session.update)("a", percent=10)
+    short = Viewer(sse.asse_stream(session, poll_interval=INTERVAL, max_duration=0.3))
+    long = Viewer(sse.asse_stream(session, poll_interval=INTERVAL))
+    await asyncio.wait_for(short.task, 20)
+    assert not short.saw("event: done")
+    assert not long.task.done()
+    await sync_to_async(session.complete)("a")
+    await asyncio.wait_for(long.task, 20)
+    assert long.chunks[-1].startswith("event: done\n")
+
+
+async def test_poller_failure_ends_every_stream_with_a_safe_error(
+    locmem: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    session = await sync_to_async(ProgressSession.create)({"a": "A"})
+    # A real fault: the progress cache points at a port where nothing listens.
+    broken = {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": "redis://127.0.0.1:1/0",
+    }
+    with (
+        override_settings(
+            CACHES={**settings.CACHES, "broken": broken}, PROGRESS_UI={"CACHE_ALIAS": "broken"}
+        ),
+        caplog.at_level(logging.ERROR, logger="progress_ui"),
+    ):
+        viewers = [Viewer(sse.asse_stream(session)) for _ in range(3)]
+        await asyncio.wait_for(asyncio.gather(*(v.task for v in viewers)), 30)
+    for viewer in viewers:
+        text = "".join(viewer.chunks)
+        assert "event: progress-error\n" in text
+        assert "data: Something went wrong.\n" in text
+        assert text.endswith("event: done\n" + text.split("event: done\n")[-1])
+        assert "127.0.0.1" not in text
+    assert any("poller" in r.getMessage() and r.exc_info for r in caplog.records)
+    assert get_hub().sessions == 0
+
+
+async def test_client_disconnect_under_asgi_releases_the_poller(locmem: str) -> None:
+    """Django's ASGI handler, called in-process: when the client goes away the
+    stream is cancelled and the session's poller stops."""
+    from django.core.asgi import get_asgi_application
+
+    session = await sync_to_async(ProgressSession.create)({"a": "A"})
+    await sync_to_async(session.update)("a", percent=10)
+    app = get_asgi_application()
+    gone = asyncio.Event()
+    sent: list[dict[str, Any]] = []
+    requested = False
+
+    async def receive() -> dict[str, Any]:
+        nonlocal requested
+        if not requested:
+            requested = True
+            return {"type": "http.request", "body": b"", "more_body": False}
+        await gone.wait()
+        return {"type": "http.disconnect"}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "GET",
+        "scheme": "http",
+        "path": f"/progress/{session.session_id}/events/",
+        "raw_path": f"/progress/{session.session_id}/events/".encode(),
+        "query_string": b"",
+        "headers": [(b"host", b"testserver")],
+        "client": ("127.0.0.1", 5000),
+        "server": ("testserver", 80),
+    }
+    hub = get_hub()
+    handler = asyncio.create_task(app(scope, receive, send))
+    await until(lambda: any(m.get("body") for m in sent))
+    assert sent[0]["status"] == 200
+    assert hub.viewers == 1
+    gone.set()
+    await asyncio.wait_for(handler, 20)
+    assert hub.viewers == 0
+    assert hub.sessions == 0
