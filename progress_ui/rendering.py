@@ -299,6 +299,12 @@ def _render(template: str, context: dict[str, Any], request: HttpRequest | None 
     return render_to_string(template, context, request=request)
 
 
+def _from_htmx(request: HttpRequest | None) -> bool:
+    if request is None:
+        return False
+    return bool(getattr(request, "htmx", False)) or request.headers.get("HX-Request") == "true"
+
+
 def render_partials(snapshot: SessionSnapshot) -> SafeString:
     """One ``<hx-partial>`` per region, the payload of one SSE message. Each
     partial's inner HTML equals what :func:`render_session` puts in that region."""
@@ -333,12 +339,16 @@ def render_session(
     }
     if not view.finished:
         context["sse_url"] = progress_url("sse", view.session_id)
-        if refresh_url is None:
-            if request is not None and request.method in ("GET", "HEAD"):
-                refresh_url = request.get_full_path()
-            else:
-                refresh_url = progress_url("fragment", view.session_id)
-        context["refresh_url"] = refresh_url
+        # htmx parses responses with scripting off: a <noscript> meta refresh in a
+        # swapped-in fragment would come alive and reload the page. So only
+        # full-page renders get the no-JS refresh.
+        if not _from_htmx(request):
+            if refresh_url is None:
+                if request is not None and request.method in ("GET", "HEAD"):
+                    refresh_url = request.get_full_path()
+                else:
+                    refresh_url = progress_url("fragment", view.session_id)
+            context["refresh_url"] = refresh_url
     return SafeString(_render("progress_ui/session.html", context, request).strip())
 
 
