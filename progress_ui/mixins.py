@@ -164,20 +164,30 @@ class StartProgressMixin(_ProgressRenderMixin, _Base):
             self.start_progress_work(session)
         except Exception as exc:
             statuses = {t: s["status"] for t, s in session.to_dict()["tasks"].items()}
-            for task_id, status in statuses.items():
-                if status not in ("complete", "error"):
-                    session.fail(task_id, exc)
-            if not statuses or all(s in ("complete", "error") for s in statuses.values()):
+            unfinished = [t for t, s in statuses.items() if s not in ("complete", "error")]
+            for task_id in unfinished:
+                session.fail(task_id, exc)
+            if not unfinished:
                 logger.exception("progress_ui work of session %s failed", session.session_id)
-        finally:
-            close_old_connections()
 
     def submit_progress_work(self, session: ProgressSession) -> Future[None]:
+        """Hand :meth:`run_progress_work` to the executor."""
         # Checked here, in the request, so a missing override fails loudly
         # instead of inside a worker thread.
         if type(self).start_progress_work is StartProgressMixin.start_progress_work:
             self.start_progress_work(session)
-        return self.get_progress_executor().submit(self.run_progress_work, session)
+        request_thread = threading.get_ident()
+
+        def run() -> None:
+            try:
+                self.run_progress_work(session)
+            finally:
+                # A worker thread's database connections are not closed by the
+                # request cycle; an executor that runs inline shares the request's.
+                if threading.get_ident() != request_thread:
+                    close_old_connections()
+
+        return self.get_progress_executor().submit(run)
 
     def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         session = self.create_progress_session()

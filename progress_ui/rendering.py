@@ -124,6 +124,11 @@ def _clamp_percent(value: object) -> int:
     return max(0, min(100, number))
 
 
+def _one_line_breaks(text: object) -> str:
+    # A CR inside an SSE data field would end the field: keep only LF line breaks.
+    return str(text or "").replace("\r\n", "\n").replace("\r", "\n")
+
+
 def _number(value: float) -> str:
     shown: float = int(value) if float(value).is_integer() else round(value, 1)
     return formats.number_format(shown, force_grouping=True)
@@ -174,10 +179,10 @@ def make_bar(
     parts.append(label)
     return BarView(
         dom_id=dom_id,
-        name=str(name),
+        name=_one_line_breaks(name),
         status=status if status in ("pending", "running", "complete", "error") else "running",
         percent=pct,
-        message=str(message or ""),
+        message=_one_line_breaks(message),
         simulated=bool(simulated) and status == "running",
         count_text=counts,
         status_label=label,
@@ -210,10 +215,10 @@ def _status_text(snapshot: SessionSnapshot, done: int, total: int) -> str:
         if first is None:
             return gettext("Failed.")
         if total == 1:
-            return gettext("Failed: %(message)s") % {"message": first["message"]}
+            return gettext("Failed: %(message)s") % {"message": _one_line_breaks(first["message"])}
         return gettext("%(name)s failed: %(message)s") % {
-            "name": first["name"],
-            "message": first["message"],
+            "name": _one_line_breaks(first["name"]),
+            "message": _one_line_breaks(first["message"]),
         }
     if status == "complete":
         return ngettext("Complete.", "All %(count)s tasks complete.", total) % {"count": total}

@@ -1,0 +1,255 @@
+"""View mixins: POST starts owned work in a swappable executor; a session page
+by id with the streaming views' 404 rules."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator
+from concurrent.futures import Executor, Future
+from typing import Any
+
+import pytest
+from django.contrib.sessions.backends.db import SessionStore
+from django.core.exceptions import ImproperlyConfigured
+from django.http import HttpRequest
+from django.test import Client, RequestFactory
+from django.urls import include, path
+from django.views.generic import TemplateView
+
+from progress_ui import ProgressError, ProgressSession
+from progress_ui.mixins import (
+    ProgressSessionView,
+    StartProgressMixin,
+    default_executor,
+)
+
+
+class InlineExecutor(Executor):
+    """Runs work at submit time, so a test sees its result right after the POST."""
+
+    def __init__(self) -> None:
+        self.submitted = 0
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
+        self.submitted += 1
+        future: Future[Any] = Future()
+        try:
+            future.set_result(fn(*args, **kwargs))
+        except BaseException as exc:
+            future.set_exception(exc)
+        return future
+
+
+EXECUTOR = InlineExecutor()
+
+
+class PageMixin:
+    template_name = "progress_ui/page.html"
+    progress_executor = EXECUTOR
+
+
+class CountView(PageMixin, StartProgressMixin, TemplateView):
+    progress_tasks = {"count": "Count <things>"}
+    progress_title = "Counting"
+
+    def start_progress_work(self, session: ProgressSession) -> None:
+        for _ in session.iterate("count", range(5)):
+            pass
+
+
+class FailView(PageMixin, StartProgressMixin, TemplateView):
+    progress_tasks = {"a": "A", "b": "B"}
+
+    def start_progress_work(self, session: ProgressSession) -> None:
+        session.update("a", percent=50)
+        raise ProgressError("Quota exceeded.")
+
+
+class CrashView(FailView):
+    def start_progress_work(self, session: ProgressSession) -> None:
+        raise RuntimeError("secret internals")
+
+
+class NoTasksView(PageMixin, StartProgressMixin, TemplateView):
+    def start_progress_work(self, session: ProgressSession) -> None:
+        pass
+
+
+class NoWorkView(PageMixin, StartProgressMixin, TemplateView):
+    progress_tasks = {"a": "A"}
+
+
+class DynamicTasksView(CountView):
+    progress_tasks = None
+
+    def get_progress_tasks(self) -> dict[str, str]:
+        return {"count": "Dynamic"}
+
+
+urlpatterns = [
+    path("count/", CountView.as_view()),
+    path("fail/", FailView.as_view()),
+    path("crash/", CrashView.as_view()),
+    path("no-tasks/", NoTasksView.as_view()),
+    path("no-work/", NoWorkView.as_view()),
+    path("dynamic/", DynamicTasksView.as_view()),
+    path("session/<str:session_id>/", ProgressSessionView.as_view()),
+    path("bad-kwarg/<str:sid>/", ProgressSessionView.as_view()),
+    path("progress/", include("progress_ui.urls")),
+]
+
+pytestmark = [pytest.mark.urls(__name__), pytest.mark.django_db]
+
+SID_RE = re.compile(r'data-progress-session="([^"]+)"')
+
+
+@pytest.fixture(autouse=True)
+def _cache(locmem: str) -> Iterator[None]:
+    yield
+
+
+def started(response: Any) -> ProgressSession:
+    match = SID_RE.search(response.content.decode())
+    assert match, response.content
+    session = ProgressSession.get(match.group(1))
+    assert session is not None
+    return session
+
+
+def test_post_creates_session_runs_work_and_renders_the_page(client: Client) -> None:
+    before = EXECUTOR.submitted
+    response = client.post("/count/")
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert html.startswith("<!doctype html>")
+    assert "Counting" in html
+    assert "Count &lt;things&gt;" in html
+    assert EXECUTOR.submitted == before + 1
+    session = started(response)
+    assert session.to_dict()["tasks"]["count"]["current"] == 5
+
+
+def test_htmx_post_returns_only_the_component(client: Client) -> None:
+    response = client.post("/count/", headers={"HX-Request": "true"})
+    html = response.content.decode()
+    assert html.startswith('<section class="pui-session"')
+    assert "<html" not in html
+    # A component swapped in by htmx must not carry a live meta refresh.
+    assert "http-equiv" not in html
+
+
+def test_get_tasks_hook(client: Client) -> None:
+    response = client.post("/dynamic/")
+    assert "Dynamic" in response.content.decode()
+
+
+def test_session_belongs_to_the_visitor_who_started_it(client: Client) -> None:
+    session = started(client.post("/count/"))
+    url = f"/session/{session.session_id}/"
+    assert client.get(url).status_code == 200
+    assert Client().get(url).status_code == 404
+    assert Client().get(f"/progress/{session.session_id}/json/").status_code == 404
+
+
+def test_post_requires_csrf_token() -> None:
+    client = Client(enforce_csrf_checks=True)
+    assert client.post("/count/").status_code == 403
+
+
+def test_post_with_csrf_token_passes() -> None:
+    client = Client(enforce_csrf_checks=True)
+    client.get("/session/" + "x" * 32 + "/")  # any response; we only need a cookie
+    request = RequestFactory().get("/")
+    from django.middleware.csrf import get_token
+
+    token = get_token(request)
+    client.cookies["csrftoken"] = request.META["CSRF_COOKIE"]
+    assert client.post("/count/", {"csrfmiddlewaretoken": token}).status_code == 200
+
+
+def test_progress_error_message_is_shown(client: Client) -> None:
+    session = started(client.post("/fail/"))
+    snap = session.to_dict()
+    assert snap["status"] == "error"
+    assert {t["message"] for t in snap["tasks"].values()} == {"Quota exceeded."}
+
+
+def test_other_exceptions_show_the_generic_message(
+    client: Client, caplog: pytest.LogCaptureFixture
+) -> None:
+    session = started(client.post("/crash/"))
+    snap = session.to_dict()
+    assert snap["status"] == "error"
+    for task in snap["tasks"].values():
+        assert task["message"] == "Something went wrong."
+    assert "secret internals" in caplog.text
+    page = client.get(f"/session/{session.session_id}/").content.decode()
+    assert "secret internals" not in page
+
+
+def test_missing_progress_tasks_names_class_attribute_and_method(client: Client) -> None:
+    with pytest.raises(ImproperlyConfigured) as info:
+        client.post("/no-tasks/")
+    message = str(info.value)
+    assert "NoTasksView" in message
+    assert "progress_tasks" in message
+    assert "get_progress_tasks()" in message
+
+
+def test_missing_work_names_class_and_method(client: Client) -> None:
+    with pytest.raises(ImproperlyConfigured) as info:
+        client.post("/no-work/")
+    message = str(info.value)
+    assert "NoWorkView" in message
+    assert "start_progress_work" in message
+
+
+def test_session_page_shows_the_state(client: Client) -> None:
+    session = started(client.post("/count/"))
+    html = client.get(f"/session/{session.session_id}/").content.decode()
+    assert html.startswith("<!doctype html>")
+    assert "progress_ui/vendor/htmx-2.0.11.min.js" in html
+    assert "5 of 5" in html
+
+
+def test_session_page_htmx_gets_component(client: Client) -> None:
+    session = started(client.post("/count/"))
+    html = client.get(
+        f"/session/{session.session_id}/", headers={"HX-Request": "true"}
+    ).content.decode()
+    assert html.startswith('<section class="pui-session"')
+
+
+@pytest.mark.parametrize("sid", ["nope", "A" * 32, "../../etc/passwd" + "a" * 16])
+def test_session_page_404_for_missing_or_malformed(client: Client, sid: str) -> None:
+    assert client.get(f"/session/{sid}/").status_code == 404
+
+
+def test_session_page_wrong_kwarg_is_explained(client: Client) -> None:
+    with pytest.raises(ImproperlyConfigured, match="progress_url_kwarg"):
+        client.get("/bad-kwarg/" + "A" * 32 + "/")
+
+
+def test_default_executor_is_shared() -> None:
+    assert default_executor() is default_executor()
+    assert default_executor().submit(lambda: 7).result(timeout=5) == 7
+
+
+def test_executor_hook_can_be_overridden() -> None:
+    calls: list[str] = []
+
+    class Recording(InlineExecutor):
+        def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
+            calls.append("submit")
+            return super().submit(fn, *args, **kwargs)
+
+    class View(CountView):
+        def get_progress_executor(self) -> Executor:
+            return Recording()
+
+    request: HttpRequest = RequestFactory().post("/")
+    request.session = SessionStore()
+    request._dont_enforce_csrf_checks = True  # type: ignore[attr-defined]
+    response = View.as_view()(request)
+    assert response.status_code == 200
+    assert calls == ["submit"]

@@ -1,0 +1,258 @@
+"""``progress_ui.rendering``: the component and the SSE partials come from the
+same templates, escape everything, and carry the right htmx 2 / htmx 4 markup."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+
+import pytest
+from django.core.exceptions import ImproperlyConfigured
+from django.test import RequestFactory, override_settings
+from django.urls import include, path
+
+from progress_ui import ProgressSession
+from progress_ui.rendering import (
+    region_id,
+    render_bar,
+    render_partials,
+    render_session,
+    session_view,
+)
+from progress_ui.snapshot import SessionSnapshot, TaskSnapshot
+
+urlpatterns = [path("progress/", include("progress_ui.urls"))]
+pytestmark = pytest.mark.urls(__name__)
+
+SID = "A" * 31 + "b"
+EVIL = '<script>alert("x")</script>'
+
+
+def task(**kw: object) -> TaskSnapshot:
+    base = TaskSnapshot(
+        name="Task",
+        status="running",
+        percent=40,
+        message="",
+        current=None,
+        total=None,
+        simulated=False,
+    )
+    return {**base, **kw}  # type: ignore[typeddict-item]
+
+
+def snapshot(status: str = "running", **tasks: TaskSnapshot) -> SessionSnapshot:
+    tasks = tasks or {"one": task()}
+    return SessionSnapshot(
+        session_id=SID,
+        status=status,
+        overall_percent=sum(t["percent"] for t in tasks.values()) // len(tasks),
+        tasks=dict(tasks),
+        expired=False,
+    )
+
+
+PARTIAL_RE = re.compile(r'<hx-partial id="([^"]+)" hx-swap="innerMorph">(.*?)</hx-partial>', re.S)
+
+
+def partials(html: str) -> dict[str, str]:
+    return dict(PARTIAL_RE.findall(html))
+
+
+@pytest.fixture
+def session(locmem: str) -> Iterator[ProgressSession]:
+    s = ProgressSession.create({"a": f"Alpha {EVIL}", "b": "Beta"})
+    yield s
+    s.delete()
+
+
+def test_region_ids_are_unique_per_session_and_region() -> None:
+    ids = {
+        region_id(SID, "summary"),
+        region_id(SID, "status"),
+        region_id(SID, "task:summary"),
+        region_id("B" * 32, "summary"),
+    }
+    assert len(ids) == 4
+    view = session_view(snapshot(one=task(), summary=task()))
+    dom_ids = [view.summary_id, view.status_id] + [bar.dom_id for _, bar in view.tasks]
+    assert len(set(dom_ids)) == len(dom_ids)
+
+
+def test_one_partial_per_region() -> None:
+    found = partials(render_partials(snapshot(a=task(), b=task())))
+    assert set(found) == {
+        region_id(SID, "summary"),
+        region_id(SID, "status"),
+        region_id(SID, "task:a"),
+        region_id(SID, "task:b"),
+    }
+
+
+@pytest.mark.parametrize("status", ["pending", "running", "complete", "error"])
+def test_partials_equal_the_initial_render_of_each_region(status: str) -> None:
+    snap = snapshot(
+        status,
+        a=task(status=status, message=EVIL, current=3, total=10),
+        b=task(status=status, simulated=True, percent=12),
+    )
+    page = render_session(snap, title="T")
+    found = partials(render_partials(snap))
+    assert found
+    for rid, inner in found.items():
+        pattern = re.escape(f'id="{rid}"') + r"[^>]*>" + re.escape(inner) + r"</(div|li|p)>"
+        assert re.search(pattern, page), rid
+
+
+def test_partials_carry_no_carriage_returns() -> None:
+    # SSE fields end at CR or LF; the stream splits on LF only.
+    html = render_partials(snapshot(one=task(message="line\r\nnext\rlast")))
+    assert "\r" not in html
+
+
+def test_user_strings_are_escaped_everywhere(session: ProgressSession) -> None:
+    session.update("a", current=1, total=2, message=EVIL)
+    for html in (render_session(session), render_partials(session.to_dict())):
+        assert "<script>" not in html
+        assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;" in html
+
+
+def test_title_is_escaped() -> None:
+    html = render_session(snapshot(), title=EVIL)
+    assert "<script>" not in html
+    assert "&lt;script&gt;" in html
+
+
+def test_htmx2_markup() -> None:
+    with override_settings(PROGRESS_UI={"HTMX_VERSION": 2}):
+        html = render_session(snapshot())
+    url = f"/progress/{SID}/events/"
+    assert (
+        f'hx-ext="sse" sse-connect="{url}" sse-swap="message" hx-swap="none" sse-close="done"'
+        in html
+    )
+    assert "hx-sse:connect" not in html
+
+
+def test_htmx4_markup() -> None:
+    with override_settings(PROGRESS_UI={"HTMX_VERSION": 4}):
+        html = render_session(snapshot())
+    url = f"/progress/{SID}/events/"
+    assert f'hx-sse:connect="{url}" hx-swap="none" hx-sse:close="done"' in html
+    assert "sse-connect" not in html.replace("hx-sse:connect", "")
+
+
+def test_explicit_version_wins_over_setting() -> None:
+    assert "hx-sse:connect" in render_session(snapshot(), htmx=4)
+
+
+def test_invalid_htmx_version_is_explained() -> None:
+    with (
+        override_settings(PROGRESS_UI={"HTMX_VERSION": 3}),
+        pytest.raises(ImproperlyConfigured, match=r"HTMX_VERSION.*2 or 4"),
+    ):
+        render_session(snapshot())
+
+
+@pytest.mark.parametrize("status", ["complete", "error"])
+def test_finished_session_opens_no_connection_and_no_refresh(status: str) -> None:
+    html = render_session(snapshot(status, one=task(status=status)))
+    assert "sse-connect" not in html
+    assert "hx-sse" not in html
+    assert "<noscript>" not in html
+
+
+def test_expired_session_says_so() -> None:
+    snap = snapshot("error", one=task(status="error", percent=0))
+    snap["expired"] = True
+    html = render_session(snap)
+    assert "no longer available" in html
+    assert "Expired" in html
+    assert "sse-connect" not in html
+
+
+def test_noscript_refresh_points_at_the_page_for_get() -> None:
+    request = RequestFactory().get("/jobs/?x=1")
+    html = render_session(snapshot(), request=request)
+    assert '<meta http-equiv="refresh" content="2;url=/jobs/?x=1">' in html
+    assert '<a href="/jobs/?x=1">' in html
+
+
+def test_noscript_refresh_falls_back_to_fragment_endpoint_after_post() -> None:
+    request = RequestFactory().post("/start/")
+    html = render_session(snapshot(), request=request)
+    assert f"url=/progress/{SID}/html/" in html
+
+
+def test_explicit_refresh_url() -> None:
+    html = render_session(snapshot(), refresh_url="/somewhere/")
+    assert "url=/somewhere/" in html
+
+
+def test_htmx_inserted_component_has_no_meta_refresh() -> None:
+    # htmx parses responses with scripting off: a noscript meta refresh would fire.
+    request = RequestFactory().post("/start/", headers={"HX-Request": "true"})
+    html = render_session(snapshot(), request=request, refresh_url="/x/")
+    assert "http-equiv" not in html
+    assert "sse-connect" in html
+
+
+def test_progressbar_accessibility_attributes() -> None:
+    html = render_session(snapshot(one=task(percent=42, current=42, total=100)))
+    assert 'role="progressbar"' in html
+    assert 'aria-valuemin="0" aria-valuemax="100" aria-valuenow="42"' in html
+    assert 'aria-valuetext="42 percent, 42 of 100, In progress"' in html
+    assert 'aria-labelledby="progress-' in html
+    assert 'role="status" aria-live="polite"' in html
+
+
+def test_percent_is_clamped_and_width_class_follows() -> None:
+    html = render_session(snapshot(one=task(percent=140)))
+    assert 'aria-valuenow="100"' in html
+    assert "pui-w-100" in html
+
+
+def test_simulated_running_bar_gets_indeterminate_look() -> None:
+    html = render_session(snapshot(one=task(simulated=True)))
+    assert "pui-bar--simulated" in html
+    finished = render_session(snapshot("complete", one=task(status="complete", simulated=True)))
+    assert "pui-bar--simulated" not in finished
+
+
+def test_error_look_and_message() -> None:
+    html = render_session(
+        snapshot("error", one=task(status="error", message="Disk full"), two=task())
+    )
+    assert "pui-bar--error" in html
+    assert 'pui-bar__message pui-bar__message--error">Disk full<' in html
+    assert "Task failed: Disk full" in html
+
+
+def test_status_sentence_counts_finished_tasks() -> None:
+    html = render_session(
+        snapshot(a=task(status="complete", percent=100), b=task(), c=task(status="pending"))
+    )
+    assert "1 of 3 tasks finished." in html
+
+
+def test_render_session_accepts_a_live_session(session: ProgressSession) -> None:
+    session.update("b", current=5, total=20)
+    html = render_session(session)
+    assert "5 of 20" in html
+    assert f'data-progress-session="{session.session_id}"' in html
+
+
+def test_several_sessions_on_one_page_share_no_ids(locmem: str) -> None:
+    one = ProgressSession.create({"a": "A"})
+    two = ProgressSession.create({"a": "A"})
+    ids = re.findall(r'\bid="([^"]+)"', render_session(one) + render_session(two))
+    assert len(ids) == len(set(ids))
+
+
+def test_standalone_bar_has_no_ids_and_escapes() -> None:
+    html = render_bar(name=EVIL, percent=30, status="complete", message="ok")
+    assert " id=" not in html
+    assert "&lt;script&gt;" in html
+    assert 'aria-label="&lt;script&gt;' in html
+    assert 'aria-valuenow="30"' in html
+    assert "pui-bar--complete" in html
