@@ -130,6 +130,13 @@ JOBS: dict[str, Job] = {
         quick_job,
         listed=False,
     ),
+    "xss": Job(
+        "Escaping check",
+        "A task whose name is HTML: it must show as text.",
+        {"evil": '<script>window.__pwned = 1</script><img src=x onerror="window.__pwned = 2">'},
+        quick_job,
+        listed=False,
+    ),
 }
 
 #: What the "Run all at once" button starts.

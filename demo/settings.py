@@ -84,6 +84,8 @@ PROGRESS_UI = {
 
 #: Multiplies the pace of the demo jobs (the browser tests run them faster).
 DEMO_SPEED = float(os.environ.get("DEMO_SPEED", "1"))
+#: Also show the jobs meant for the browser tests.
+DEMO_SHOW_ALL_JOBS = os.environ.get("DEMO_SHOW_ALL_JOBS", "") == "1"
 
 LOGGING = {
     "version": 1,

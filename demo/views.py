@@ -41,7 +41,9 @@ def recent_sessions(request: HttpRequest) -> list[tuple[str, ProgressSession]]:
 
 def page_context(request: HttpRequest) -> dict[str, Any]:
     return {
-        "jobs": {key: job for key, job in JOBS.items() if job.listed},
+        "jobs": {
+            key: job for key, job in JOBS.items() if job.listed or settings.DEMO_SHOW_ALL_JOBS
+        },
         "htmx_version": settings.PROGRESS_UI.get("HTMX_VERSION", 2),
         "recent": recent_sessions(request),
     }

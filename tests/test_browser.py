@@ -1,0 +1,242 @@
+"""The demo in a real browser (Playwright driving Debian's Chromium), against
+gunicorn (WSGI) and uvicorn (ASGI), with htmx 2 and htmx 4 markup.
+
+Every test runs in each of the four modes (``MODES`` in ``tests/browser/helpers.py``);
+screenshots of failures land in ``test-output/``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import tempfile
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from playwright.sync_api import Page, expect
+
+from tests.browser.helpers import MODES, OUTPUT, Server, watch
+from tests.servers import run_server
+
+pytestmark = [pytest.mark.browser, pytest.mark.server, pytest.mark.slow]
+
+
+@pytest.fixture(scope="session")
+def browser_type_launch_args() -> dict[str, Any]:
+    return {
+        "executable_path": os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium"),
+        "args": [
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--no-first-run",
+            "--disable-quic",
+        ],
+    }
+
+
+@pytest.fixture(scope="module", params=MODES, ids=[f"{k}-htmx{v}" for k, v in MODES])
+def server(request: pytest.FixtureRequest) -> Iterator[Server]:
+    kind, htmx = request.param
+    cache_dir = tempfile.mkdtemp(prefix="progress-browser-")
+    env = {
+        "DEMO_HTMX_VERSION": str(htmx),
+        "PROGRESS_BROWSER_CACHE_DIR": cache_dir,
+        "DEMO_SPEED": os.environ.get("DEMO_SPEED", "3"),
+    }
+    try:
+        with run_server(
+            kind,
+            settings_module="tests.browser.settings",
+            app=f"demo.{kind}:application",
+            env=env,
+        ) as url:
+            yield Server(url, kind, htmx)
+    finally:
+        shutil.rmtree(cache_dir, ignore_errors=True)
+
+
+@pytest.fixture
+def sse_requests() -> list[str]:
+    """URLs of the SSE requests made by pages that use :func:`watch`."""
+    return []
+
+
+@pytest.fixture
+def app_page(page: Page, sse_requests: list[str], request: pytest.FixtureRequest) -> Iterator[Page]:
+    """The Playwright page with the recorder and SSE request counting; saves a
+    screenshot of every page of the context when the test fails."""
+    page.set_default_timeout(20_000)
+    watch(page, sse_requests)
+    failed_before = request.session.testsfailed
+    yield page
+    if request.session.testsfailed > failed_before:
+        OUTPUT.mkdir(exist_ok=True)
+        name = re.sub(r"[^A-Za-z0-9_.-]+", "_", request.node.nodeid)
+        for n, p in enumerate(page.context.pages):
+            try:
+                p.screenshot(path=str(OUTPUT / f"{name}-{n}.png"), full_page=True)
+            except Exception as exc:  # a crashed page must not hide the real failure
+                print(f"screenshot failed: {exc}")
+
+
+COMPLETE = re.compile(r"complete", re.I)
+
+
+def start(page: Page, server: Server, job: str) -> str:
+    """Open the demo, start ``job`` with its button, return the new session id."""
+    page.goto(server.url + "/")
+    expect(page.locator(".demo-tag")).to_have_text(f"htmx {server.htmx}")
+    before = page.locator(".pui-session").count()
+    page.click(f"button[data-job={job}]")
+    expect(page.locator(".pui-session")).to_have_count(before + 1)
+    sid = page.locator(".pui-session").first.get_attribute("data-progress-session")
+    assert sid
+    return sid
+
+
+def component(page: Page, sid: str):  # type: ignore[no-untyped-def]
+    return page.locator(f'.pui-session[data-progress-session="{sid}"]')
+
+
+def wait_finished(page: Page, sid: str, pattern: re.Pattern[str] = COMPLETE) -> None:
+    expect(component(page, sid).locator(".pui-status")).to_have_text(pattern, timeout=20_000)
+
+
+def samples(page: Page) -> dict[str, list[float]]:
+    result: dict[str, list[float]] = page.evaluate("window.__samples")
+    return result
+
+
+def test_bars_move_monotonically_to_100_and_the_stream_closes(
+    app_page: Page, server: Server, sse_requests: list[str]
+) -> None:
+    sid = start(app_page, server, "import")
+    wait_finished(app_page, sid)
+    box = component(app_page, sid)
+
+    recorded = {k: v for k, v in samples(app_page).items() if sid in k}
+    assert len(recorded) == 3
+    for region, values in recorded.items():
+        assert values == sorted(values), f"{region} went backwards: {values}"
+        assert values[-1] == 100, region
+        assert len(values) >= 3, f"{region} never moved in steps: {values}"
+
+    # Final state: every bar complete and drawn full width once the transition ends.
+    expect(box.locator(".pui-badge")).to_have_text("Complete")
+    expect(box.locator(".pui-bar__track.pui-bar--complete")).to_have_count(3)
+    expect(box.locator(".pui-bar__count").last).to_have_text("250 of 250")
+    app_page.wait_for_timeout(700)
+    ratios = box.locator(".pui-bar__track").evaluate_all(
+        "els => els.map(t => t.firstElementChild.getBoundingClientRect().width"
+        " / t.getBoundingClientRect().width)"
+    )
+    assert all(r > 0.99 for r in ratios), ratios
+
+    # One connection, closed by the done event and never reopened.
+    time.sleep(server.reconnect_wait)
+    assert sse_requests == [f"{server.url}/progress/{sid}/events/"]
+
+
+def test_error_shows_its_message(app_page: Page, server: Server, sse_requests: list[str]) -> None:
+    sid = start(app_page, server, "fail")
+    wait_finished(app_page, sid, re.compile("failed", re.I))
+    box = component(app_page, sid)
+    upload = box.locator('.pui-task[data-task="upload"]')
+    expect(upload.locator(".pui-bar__track")).to_have_class(re.compile("pui-bar--error"))
+    expect(upload.locator(".pui-bar__message--error")).to_have_text(
+        "Upload failed: the storage quota is full (2.1 GB needed, 1.4 GB free)."
+    )
+    expect(upload.locator(".pui-bar__state")).to_have_text("Failed")
+    expect(box.locator('.pui-task[data-task="export"] .pui-bar__state')).to_have_text("Complete")
+    expect(box.locator(".pui-status")).to_contain_text("storage quota is full")
+    expect(box.locator(".pui-badge")).to_have_text("Failed")
+    time.sleep(server.reconnect_wait)
+    assert len(sse_requests) == 1
+
+
+def test_reload_after_completion_shows_the_final_state(
+    app_page: Page, server: Server, sse_requests: list[str]
+) -> None:
+    sid = start(app_page, server, "quick")
+    wait_finished(app_page, sid)
+    app_page.reload()
+    box = component(app_page, sid)
+    expect(box.locator(".pui-badge")).to_have_text("Complete")
+    expect(box.locator(".pui-status")).to_have_text(COMPLETE)
+    expect(box.locator('[role="progressbar"][aria-valuenow="100"]')).to_have_count(3)
+    # A finished session renders without an SSE connection.
+    assert box.locator("[sse-connect], [hx-sse\\:connect]").count() == 0
+    time.sleep(1)
+    assert len(sse_requests) == 1
+
+
+def test_two_tabs_watching_one_session_both_finish(
+    app_page: Page, server: Server, sse_requests: list[str]
+) -> None:
+    sid = start(app_page, server, "import")
+    other = watch(app_page.context.new_page(), sse_requests)
+    other.goto(f"{server.url}/session/{sid}/")
+    expect(component(other, sid).locator(".pui-badge")).to_have_text(
+        re.compile("In progress|Waiting")
+    )
+    wait_finished(other, sid)
+    wait_finished(app_page, sid)
+    for tab in (app_page, other):
+        expect(component(tab, sid).locator('.pui-task [aria-valuenow="100"]')).to_have_count(3)
+    assert len(sse_requests) == 2
+
+
+def test_task_name_with_script_renders_as_text(app_page: Page, server: Server) -> None:
+    sid = start(app_page, server, "xss")
+    wait_finished(app_page, sid)
+    name = component(app_page, sid).locator('.pui-task[data-task="evil"] .pui-bar__name')
+    expect(name).to_have_text(
+        '<script>window.__pwned = 1</script><img src=x onerror="window.__pwned = 2">'
+    )
+    assert app_page.evaluate("window.__pwned") is None
+    assert component(app_page, sid).locator("script, img").count() == 0
+
+
+def test_accessibility_attributes_present_and_updated(app_page: Page, server: Server) -> None:
+    sid = start(app_page, server, "quick")
+    box = component(app_page, sid)
+    live = box.locator(".pui-status")
+    expect(live).to_have_attribute("role", "status")
+    expect(live).to_have_attribute("aria-live", "polite")
+    bars = box.locator('.pui-task [role="progressbar"]')
+    expect(bars).to_have_count(2)
+    for i in range(2):
+        bar = bars.nth(i)
+        expect(bar).to_have_attribute("aria-valuemin", "0")
+        expect(bar).to_have_attribute("aria-valuemax", "100")
+        labelled_by = bar.get_attribute("aria-labelledby")
+        assert labelled_by
+        label = app_page.locator(f'[id="{labelled_by}"]')
+        expect(label).to_have_text(re.compile("batch"))
+    # Mid-way: counts reach the accessible value text.
+    expect(bars.first).to_have_attribute("aria-valuetext", re.compile(r"percent, \d+ of 30"))
+    wait_finished(app_page, sid)
+    for i in range(2):
+        expect(bars.nth(i)).to_have_attribute("aria-valuenow", "100")
+        expect(bars.nth(i)).to_have_attribute("aria-valuetext", "100 percent, 30 of 30, Complete")
+    expect(live).to_have_text(re.compile("All 2 tasks complete"))
+    # Accessible names via Playwright's role queries.
+    expect(app_page.get_by_role("progressbar", name="First batch")).to_have_count(1)
+
+
+def test_several_jobs_at_once(app_page: Page, server: Server, sse_requests: list[str]) -> None:
+    app_page.goto(server.url + "/")
+    app_page.click("button[data-job=all]")
+    sessions = app_page.locator(".pui-session")
+    expect(sessions).to_have_count(3)
+    expect(app_page.locator(".pui-status")).to_have_text(
+        [re.compile("complete", re.I), re.compile("complete", re.I), re.compile("failed", re.I)],
+        timeout=20_000,
+    )
+    assert len(sse_requests) == 3
