@@ -71,9 +71,7 @@ def failing_job(session: ProgressSession) -> None:
         for n in session.iterate("upload", range(100), complete=False):
             pause(0.012)
             if n == 62:
-                raise ProgressError(
-                    "Upload failed: the storage quota is full (2.1 GB needed, 1.4 GB free)."
-                )
+                raise ProgressError("The storage quota is full (2.1 GB needed, 1.4 GB free).")
 
     session.add_sequential("upload", upload)
 

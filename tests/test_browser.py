@@ -150,7 +150,7 @@ def test_error_shows_its_message(app_page: Page, server: Server, sse_requests: l
     upload = box.locator('.pui-task[data-task="upload"]')
     expect(upload.locator(".pui-bar__track")).to_have_class(re.compile("pui-bar--error"))
     expect(upload.locator(".pui-bar__message--error")).to_have_text(
-        "Upload failed: the storage quota is full (2.1 GB needed, 1.4 GB free)."
+        "The storage quota is full (2.1 GB needed, 1.4 GB free)."
     )
     expect(upload.locator(".pui-bar__state")).to_have_text("Failed")
     expect(box.locator('.pui-task[data-task="export"] .pui-bar__state')).to_have_text("Complete")
