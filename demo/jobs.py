@@ -68,8 +68,10 @@ def failing_job(session: ProgressSession) -> None:
         pause(0.01)
 
     def upload() -> None:
+        # (Long enough that "export" has finished its completing animation when
+        # this fails: a session's stream ends at its first error.)
         for n in session.iterate("upload", range(100), complete=False):
-            pause(0.012)
+            pause(0.02)
             if n == 62:
                 raise ProgressError("The storage quota is full (2.1 GB needed, 1.4 GB free).")
 
