@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from tests.browser.helpers import MODES, OUTPUT, Server, watch
 from tests.servers import run_server
@@ -24,7 +24,7 @@ from tests.servers import run_server
 pytestmark = [pytest.mark.browser, pytest.mark.server, pytest.mark.slow]
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser_type_launch_args() -> dict[str, Any]:
     return {
         "executable_path": os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium"),
@@ -67,10 +67,29 @@ def sse_requests() -> list[str]:
     return []
 
 
+@pytest.fixture(scope="module")
+def chromium(browser_type_launch_args: dict[str, Any]) -> Iterator[Browser]:
+    """Chromium for this module only.
+
+    pytest-playwright's ``browser`` fixture is session-scoped: its sync
+    Playwright keeps an event loop running in the main thread until the session
+    ends, which breaks every asyncio test that runs after this module. So the
+    browser (and Playwright's loop) stop with this module.
+    """
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(**browser_type_launch_args)
+        yield browser
+        browser.close()
+
+
 @pytest.fixture
-def app_page(page: Page, sse_requests: list[str], request: pytest.FixtureRequest) -> Iterator[Page]:
-    """The Playwright page with the recorder and SSE request counting; saves a
-    screenshot of every page of the context when the test fails."""
+def app_page(
+    chromium: Browser, sse_requests: list[str], request: pytest.FixtureRequest
+) -> Iterator[Page]:
+    """A page in a fresh context, with the recorder and SSE request counting;
+    saves a screenshot of every page of the context when the test fails."""
+    context = chromium.new_context()
+    page = context.new_page()
     page.set_default_timeout(20_000)
     watch(page, sse_requests)
     failed_before = request.session.testsfailed
@@ -83,6 +102,7 @@ def app_page(page: Page, sse_requests: list[str], request: pytest.FixtureRequest
                 p.screenshot(path=str(OUTPUT / f"{name}-{n}.png"), full_page=True)
             except Exception as exc:  # a crashed page must not hide the real failure
                 print(f"screenshot failed: {exc}")
+    context.close()
 
 
 COMPLETE = re.compile(r"complete", re.I)
