@@ -38,13 +38,37 @@ def check_cache(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
                 id="progress_ui.E002",
             )
         ]
+    if backend == "django.core.cache.backends.db.DatabaseCache":
+        return _check_database_cache(alias)
     if backend in PER_PROCESS_BACKENDS and not django_settings.DEBUG:
         return [
             Warning(
                 f"The cache {alias!r} used by progress_ui is per-process ({backend}): "
                 "progress written by one web or worker process is invisible to the others.",
-                hint="Use RedisCache, DatabaseCache or FileBasedCache for PROGRESS_UI['CACHE_ALIAS'].",
+                hint="Point PROGRESS_UI['CACHE_ALIAS'] at a RedisCache, DatabaseCache "
+                "or FileBasedCache.",
                 id="progress_ui.W001",
+            )
+        ]
+    return []
+
+
+def _check_database_cache(alias: str) -> list[CheckMessage]:
+    from django.core.cache import caches
+    from django.db import router
+
+    cache_model = caches[alias].cache_model_class  # type: ignore[attr-defined]
+    db_alias = router.db_for_write(cache_model)
+    db: dict[str, Any] = django_settings.DATABASES.get(db_alias, {})
+    sqlite = db.get("ENGINE") == "django.db.backends.sqlite3"
+    if sqlite and db.get("OPTIONS", {}).get("transaction_mode") != "IMMEDIATE":
+        return [
+            Warning(
+                f"progress_ui uses DatabaseCache {alias!r} on SQLite without "
+                "transaction_mode='IMMEDIATE': concurrent progress writes can fail with "
+                "'database is locked', and DatabaseCache drops such writes silently.",
+                hint=f"Set DATABASES[{db_alias!r}]['OPTIONS']['transaction_mode'] = 'IMMEDIATE'.",
+                id="progress_ui.W002",
             )
         ]
     return []

@@ -78,9 +78,7 @@ def read(record: TaskRecord, now: float, conf: ProgressSettings) -> TaskReading:
     if measured is not None:
         return TaskReading(status, min(conf.RUNNING_CAP, max(record["floor"], measured)), False)
     elapsed = now - (record["started_at"] or now)
-    sim = simulated_percent(
-        elapsed, half_life=conf.SIMULATION_HALF_LIFE, cap=conf.SIMULATION_CAP
-    )
+    sim = simulated_percent(elapsed, half_life=conf.SIMULATION_HALF_LIFE, cap=conf.SIMULATION_CAP)
     return TaskReading(status, max(record["floor"], sim), simulated=True)
 
 

@@ -24,7 +24,7 @@ from django.utils.safestring import SafeString
 from django.utils.translation import gettext, ngettext
 
 from .conf import current as current_settings
-from .snapshot import SessionSnapshot, TaskSnapshot
+from .snapshot import SessionSnapshot, TaskSnapshot, is_finished
 
 if TYPE_CHECKING:
     from django.http import HttpRequest
@@ -243,7 +243,7 @@ def session_view(snapshot: SessionSnapshot) -> SessionView:
     return SessionView(
         session_id=sid,
         status=status,
-        finished=expired or status in ("complete", "error"),
+        finished=is_finished(snapshot),
         expired=expired,
         overall_percent=overall,
         overall_value_text=gettext("%(percent)s percent, %(state)s")

@@ -153,20 +153,18 @@ class ProgressSession:
             return
         record["rev"] += 1
         store.write_task(self._id, self._meta, task_id, record, conf.TTL)
-        if ProgressStatus(record["status"]).is_finished or record["status"] == "completing":
+        if record["status"] in ("complete", "completing", "error"):
             self._keep_if_finished()
 
     def _keep_if_finished(self) -> None:
-        """Once every task has finished, give the session its post-finish lifetime.
+        """Once the session has finished, give it its post-finish lifetime.
 
         Every writer stores its own record before reading the others, so the
         last of concurrent finishers always sees the session as finished."""
         conf = current_settings()
         meta, records = store.read_all(self._id, list(self._names))
-        if meta is None or len(records) < len(self._names):
-            return
-        terminal = ("complete", "completing", "error")
-        if all(r["status"] in terminal for r in records.values()):
+        current = self._build(meta, records, None)
+        if meta is not None and current is not None and snap.is_finished(current):
             store.rewrite_all(self._id, meta, records, conf.FINISHED_TTL)
 
     def start(self, task_id: str) -> None:
@@ -176,7 +174,9 @@ class ProgressSession:
         def change(r: TaskRecord, now: float) -> bool:
             status = ProgressStatus(r["status"])
             if status is ProgressStatus.PENDING:
-                r.update(status=ProgressStatus.RUNNING.value, started_at=now, floor=0.0)
+                r["status"] = ProgressStatus.RUNNING.value
+                r["started_at"] = now
+                r["floor"] = 0.0
                 return True
             if status.is_finished:
                 raise ValueError(
@@ -199,7 +199,8 @@ class ProgressSession:
                 return False
             if r["started_at"] is None:
                 r["started_at"] = now
-            r.update(status=ProgressStatus.COMPLETING.value, finished_at=now)
+            r["status"] = ProgressStatus.COMPLETING.value
+            r["finished_at"] = now
             if message is not None:
                 r["message"] = clean_text(message, conf.MAX_MESSAGE_LENGTH)
             return True
@@ -217,7 +218,9 @@ class ProgressSession:
         def change(r: TaskRecord, now: float) -> bool:
             if ProgressStatus(r["status"]).is_finished:
                 return False
-            r.update(status=ProgressStatus.ERROR.value, finished_at=now, message=text)
+            r["status"] = ProgressStatus.ERROR.value
+            r["finished_at"] = now
+            r["message"] = text
             if r["started_at"] is None:
                 r["started_at"] = now
             return True
@@ -265,7 +268,8 @@ class ProgressSession:
             if status.is_finished or status is ProgressStatus.COMPLETING:
                 return False
             if status is ProgressStatus.PENDING:
-                r.update(status=ProgressStatus.RUNNING.value, started_at=now)
+                r["status"] = ProgressStatus.RUNNING.value
+                r["started_at"] = now
             if current is not None:
                 r["current"] = current
             if total is not None:
@@ -358,7 +362,10 @@ class ProgressSession:
         if meta is None:
             return None
         return snap.build(
-            self._id, self._names, records, time.time() if now is None else now,
+            self._id,
+            self._names,
+            records,
+            time.time() if now is None else now,
             current_settings(),
         )
 

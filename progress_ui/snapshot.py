@@ -93,4 +93,14 @@ def expired(session_id: str, names: dict[str, str]) -> SessionSnapshot:
 
 
 def is_finished(snap: SessionSnapshot) -> bool:
+    """True when nothing more will change without new work: the session expired,
+    or no task is running and the session is complete or has an error.
+
+    A failed task does not end the session while others still run (their bars
+    would freeze mid-way); pending tasks after a failure may never start, so they
+    do not keep it open."""
+    if snap["expired"]:
+        return True
+    if any(t["status"] == "running" for t in snap["tasks"].values()):
+        return False
     return snap["status"] in FINISHED

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 
 
-class ProgressStatus(str, Enum):
+class ProgressStatus(StrEnum):
     PENDING = "pending"
     RUNNING = "running"
     COMPLETING = "completing"

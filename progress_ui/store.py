@@ -43,9 +43,7 @@ def all_keys(session_id: str, task_ids: list[str]) -> list[str]:
     return [meta_key(session_id), *(task_key(session_id, t) for t in task_ids)]
 
 
-def create(
-    session_id: str, meta: SessionMeta, records: dict[str, TaskRecord], ttl: int
-) -> None:
+def create(session_id: str, meta: SessionMeta, records: dict[str, TaskRecord], ttl: int) -> None:
     data: dict[str, Any] = {meta_key(session_id): meta}
     data.update({task_key(session_id, t): r for t, r in records.items()})
     failed = cache().set_many(data, timeout=ttl)

@@ -70,9 +70,7 @@ class ParallelTask(Generic[R]):
         self.future = future
 
     @classmethod
-    def track(
-        cls, session: ProgressSession, task_id: str, future: Future[R]
-    ) -> ParallelTask[R]:
+    def track(cls, session: ProgressSession, task_id: str, future: Future[R]) -> ParallelTask[R]:
         task = cls(session, task_id, future)
         session.start(task_id)
         future.add_done_callback(task._on_done)

@@ -48,29 +48,32 @@ def _use_backend(name: str, request: pytest.FixtureRequest) -> Iterator[str]:
         require_redis()
     if name == "db":
         request.getfixturevalue("_cache_table")
-        request.getfixturevalue("transactional_db")
     if name == "file":
         shutil.rmtree(settings.CACHE_DIR, ignore_errors=True)
-    with override_settings(PROGRESS_UI={"CACHE_ALIAS": name}):
+    # A bounded stream length keeps a broken test from hanging the suite.
+    with override_settings(PROGRESS_UI={"CACHE_ALIAS": name, "MAX_STREAM_DURATION": 60}):
         caches[name].clear()
         yield name
         caches[name].clear()
 
 
+# The backend fixtures depend on transactional_db by name: pytest-django only
+# runs a test outside a transaction when the fixture is requested statically, and
+# other threads and processes must see committed DatabaseCache rows.
 @pytest.fixture(params=ALL_BACKENDS)
-def backend(request: pytest.FixtureRequest) -> Iterator[str]:
+def backend(request: pytest.FixtureRequest, transactional_db: None) -> Iterator[str]:
     """Runs the test once per cache backend; yields the cache alias in use."""
     yield from _use_backend(request.param, request)
 
 
 @pytest.fixture(params=SHARED_BACKENDS)
-def shared_backend(request: pytest.FixtureRequest) -> Iterator[str]:
+def shared_backend(request: pytest.FixtureRequest, transactional_db: None) -> Iterator[str]:
     """Runs the test once per backend that separate processes can share."""
     yield from _use_backend(request.param, request)
 
 
 @pytest.fixture
 def locmem() -> Iterator[str]:
-    with override_settings(PROGRESS_UI={"CACHE_ALIAS": "locmem"}):
+    with override_settings(PROGRESS_UI={"CACHE_ALIAS": "locmem", "MAX_STREAM_DURATION": 60}):
         caches["locmem"].clear()
         yield "locmem"

@@ -53,7 +53,9 @@ DATABASES = {
         "ENGINE": "django.db.backends.sqlite3",
         "NAME": DB_FILE,
         "TEST": {"NAME": DB_FILE},
-        "OPTIONS": {"timeout": 30},
+        # BEGIN IMMEDIATE: concurrent DatabaseCache writers wait for the lock
+        # instead of failing (which DatabaseCache would swallow silently).
+        "OPTIONS": {"timeout": 30, "transaction_mode": "IMMEDIATE"},
     }
 }
 
@@ -62,7 +64,10 @@ CACHE_DIR = os.environ.get("PROGRESS_TEST_CACHE_DIR", str(BASE_DIR / ".test-cach
 
 BACKENDS = {
     "locmem": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
-    "file": {"BACKEND": "django.core.cache.backends.filebased.FileBasedCache", "LOCATION": CACHE_DIR},
+    "file": {
+        "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
+        "LOCATION": CACHE_DIR,
+    },
     "db": {"BACKEND": "django.core.cache.backends.db.DatabaseCache", "LOCATION": "progress_cache"},
     "redis": {
         "BACKEND": "django.core.cache.backends.redis.RedisCache",

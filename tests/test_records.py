@@ -1,0 +1,68 @@
+"""The read rules for a stored task record: pure, ``now`` passed in."""
+
+from __future__ import annotations
+
+from progress_ui.conf import ProgressSettings
+from progress_ui.records import aggregate_status, new_record, read
+from progress_ui.status import ProgressStatus as S
+
+CONF = ProgressSettings()
+
+
+def running(started: float = 100.0, **extra: object) -> dict[str, object]:
+    r = dict(new_record(), status="running", started_at=started)
+    r.update(extra)
+    return r
+
+
+def test_pending_reads_zero() -> None:
+    assert read(new_record(), 1000, CONF).percent == 0
+
+
+def test_running_without_news_is_simulated_below_cap() -> None:
+    reading = read(running(), 100 + 10_000, CONF)  # type: ignore[arg-type]
+    assert reading.simulated
+    assert reading.status is S.RUNNING
+    assert reading.percent <= CONF.SIMULATION_CAP
+
+
+def test_measured_progress_replaces_simulation_but_never_drops_below_floor() -> None:
+    r = running(current=10, total=100, floor=40.0)
+    reading = read(r, 105, CONF)  # type: ignore[arg-type]
+    assert not reading.simulated
+    assert reading.percent == 40
+    r = running(current=60, total=100, floor=40.0)
+    assert read(r, 105, CONF).percent == 60  # type: ignore[arg-type]
+
+
+def test_measured_progress_is_capped_until_complete() -> None:
+    r = running(current=100, total=100)
+    assert read(r, 105, CONF).percent == CONF.RUNNING_CAP  # type: ignore[arg-type]
+
+
+def test_completing_animates_then_reads_complete() -> None:
+    r = dict(running(), status="completing", finished_at=200.0, floor=50.0)
+    mid = read(r, 200.1, CONF)  # type: ignore[arg-type]
+    assert mid.status is S.COMPLETING and 50 < mid.percent < 100
+    end = read(r, 200 + CONF.COMPLETING_DURATION, CONF)  # type: ignore[arg-type]
+    assert end.status is S.COMPLETE and end.percent == 100
+
+
+def test_error_keeps_its_percent() -> None:
+    r = dict(running(), status="error", floor=33.0)
+    assert read(r, 500, CONF).percent == 33  # type: ignore[arg-type]
+
+
+def test_aggregate_status_precedence() -> None:
+    assert aggregate_status([S.COMPLETE, S.ERROR, S.RUNNING]) is S.ERROR
+    assert aggregate_status([S.COMPLETE, S.COMPLETE]) is S.COMPLETE
+    assert aggregate_status([S.RUNNING, S.PENDING]) is S.RUNNING
+    assert aggregate_status([S.COMPLETING, S.PENDING]) is S.RUNNING
+    assert aggregate_status([S.PENDING, S.PENDING]) is S.PENDING
+    # between two sequential steps the work is under way
+    assert aggregate_status([S.COMPLETE, S.PENDING]) is S.RUNNING
+
+
+def test_completing_is_reported_as_running() -> None:
+    assert S.COMPLETING.public == "running"
+    assert S.COMPLETE.public == "complete"

@@ -1,0 +1,632 @@
+"""ProgressSession: the spec's API, and what goes beyond it, on every cache backend."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import threading
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any
+
+import pytest
+from django.core.cache import caches
+from django.test import override_settings
+
+from progress_ui import (
+    ParallelTask,
+    ProgressError,
+    ProgressSession,
+    ProgressStatus,
+    SequentialTask,
+    UnknownTaskError,
+    store,
+)
+
+TASKS = {"import_products": "Import Products", "update_prices": "Update Prices"}
+
+
+def wait_for(predicate: Any, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not reached in time")
+        time.sleep(0.02)
+
+
+def fast(**extra: Any) -> Any:
+    """Settings with a short completing animation, keeping the backend choice."""
+    from progress_ui.conf import settings
+
+    return override_settings(
+        PROGRESS_UI={
+            "CACHE_ALIAS": settings.CACHE_ALIAS,
+            "COMPLETING_DURATION": 0.05,
+            "MAX_STREAM_DURATION": 60,
+            **extra,
+        }
+    )
+
+
+# -- create / get -------------------------------------------------------------
+
+
+def test_create_then_get_sees_the_same_state(backend: str) -> None:
+    session = ProgressSession.create(TASKS)
+    assert re.fullmatch(r"[A-Za-z0-9_-]{32}", session.session_id)
+    copy = ProgressSession.get(session.session_id)
+    assert copy is not None
+    assert copy.tasks == TASKS
+    assert copy.to_dict() == session.to_dict()
+    assert session.status is ProgressStatus.PENDING
+    assert session.overall_percent == 0
+
+
+def test_session_ids_are_unique_and_random(locmem: str) -> None:
+    ids = {ProgressSession.create({"a": "A"}).session_id for _ in range(200)}
+    assert len(ids) == 200
+
+
+def test_get_missing_returns_none(backend: str) -> None:
+    assert ProgressSession.get("A" * 32) is None
+
+
+@pytest.mark.parametrize(
+    "bad", ["", "short", "x" * 33, "../../etc/passwd" + "a" * 16, "a b" * 11, None, 42]
+)
+def test_get_rejects_malformed_ids_without_touching_the_cache(
+    locmem: str, bad: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list[str] = []
+    cache = caches["locmem"]
+    monkeypatch.setattr(cache, "get", lambda *a, **k: calls.append("get"))
+    assert ProgressSession.get(bad) is None
+    assert calls == []
+
+
+async def test_aget(backend: str) -> None:
+    from asgiref.sync import sync_to_async
+
+    session = await sync_to_async(ProgressSession.create)(TASKS)
+    copy = await ProgressSession.aget(session.session_id)
+    assert copy is not None and copy.tasks == TASKS
+    assert await ProgressSession.aget("nope") is None
+    snap = await copy.aread()
+    assert snap is not None and snap["status"] == "pending"
+
+
+# -- the spec's task API ---------------------------------------------------------
+
+
+def test_sequential_success(backend: str) -> None:
+    session = ProgressSession.create(TASKS)
+    with fast():
+        task = session.add_sequential("import_products", lambda x, y: x + y, 2, y=3)
+        assert isinstance(task, SequentialTask)
+        assert task.result == 5
+        wait_for(lambda: session.to_dict()["tasks"]["import_products"]["status"] == "complete")
+        assert session.to_dict()["tasks"]["import_products"]["percent"] == 100
+        assert session.to_dict()["tasks"]["update_prices"]["status"] == "pending"
+
+
+def test_sequential_error_is_stored_and_reraised(backend: str) -> None:
+    session = ProgressSession.create(TASKS)
+
+    def boom() -> None:
+        raise ProgressError("Supplier feed returned 503")
+
+    task = session.add_sequential("import_products", boom)
+    with pytest.raises(ProgressError, match="503"):
+        _ = task.result
+    snap = session.to_dict()
+    assert snap["status"] == "error"
+    assert snap["tasks"]["import_products"]["message"] == "Supplier feed returned 503"
+    assert session.has_error
+
+
+def test_other_exceptions_show_a_generic_message_and_are_logged(
+    backend: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    session = ProgressSession.create(TASKS)
+
+    def leak() -> None:
+        raise RuntimeError("password=hunter2 in SELECT * FROM secrets")
+
+    with caplog.at_level(logging.ERROR, logger="progress_ui"):
+        session.add_sequential("import_products", leak)
+    message = session.to_dict()["tasks"]["import_products"]["message"]
+    assert message == "Something went wrong."
+    assert "hunter2" not in json.dumps(session.to_dict())
+    assert any("hunter2" in (r.exc_text or "") for r in caplog.records)
+
+
+def test_parallel_tasks_complete_through_done_callbacks(backend: str) -> None:
+    session = ProgressSession.create(TASKS)
+    gate = threading.Event()
+    with fast(), ThreadPoolExecutor(max_workers=2) as pool:
+        f1 = pool.submit(lambda: gate.wait(5) and "orders")
+        f2 = pool.submit(lambda: gate.wait(5) and "prices")
+        t1 = session.add_parallel("import_products", f1)
+        t2 = session.add_parallel("update_prices", f2)
+        assert isinstance(t1, ParallelTask)
+        assert session.is_running
+        assert session.status is ProgressStatus.RUNNING
+        gate.set()
+        assert t1.result == "orders" and t2.result == "prices"
+        wait_for(lambda: session.is_complete)
+        assert session.status is ProgressStatus.COMPLETE
+        assert session.overall_percent == 100
+
+
+def test_parallel_failure_marks_error_and_result_raises(backend: str) -> None:
+    session = ProgressSession.create({"a": "A"})
+    future: Future[int] = Future()
+    task = session.add_parallel("a", future)
+    future.set_exception(ProgressError("remote said no"))
+    with pytest.raises(ProgressError):
+        _ = task.result
+    assert session.status is ProgressStatus.ERROR
+    assert session.to_dict()["tasks"]["a"]["message"] == "remote said no"
+
+
+def test_parallel_with_an_already_finished_future(backend: str) -> None:
+    session = ProgressSession.create({"a": "A"})
+    future: Future[int] = Future()
+    future.set_result(7)
+    with fast():
+        assert session.add_parallel("a", future).result == 7
+        wait_for(lambda: session.is_complete)
+
+
+def test_to_dict_shape_and_completing_reads_as_running(backend: str) -> None:
+    session = ProgressSession.create(TASKS)
+    with override_settings(PROGRESS_UI={"CACHE_ALIAS": backend, "COMPLETING_DURATION": 30}):
+        session.start("import_products")
+        session.complete("import_products", message="Done importing")
+        snap = session.to_dict()
+    assert set(snap) == {"session_id", "status", "overall_percent", "tasks", "expired"}
+    task = snap["tasks"]["import_products"]
+    assert {"name", "status", "percent", "message"} <= set(task)
+    assert task["status"] == "running"  # COMPLETING is reported as running
+    assert task["message"] == "Done importing"
+    assert task["name"] == "Import Products"
+    assert snap["session_id"] == session.session_id
+    assert list(snap["tasks"]) == list(TASKS)  # display order kept
+
+
+def test_status_precedence_and_properties(backend: str) -> None:
+    session = ProgressSession.create({"a": "A", "b": "B"})
+    assert not session.is_running and not session.is_complete and not session.has_error
+    session.start("a")
+    assert session.is_running and session.status is ProgressStatus.RUNNING
+    session.error("b", "bad row 7")
+    assert session.status is ProgressStatus.ERROR and session.has_error
+
+
+def test_spec_stream_yields_json_lines_until_complete(backend: str) -> None:
+    session = ProgressSession.create(TASKS)
+    copy = ProgressSession.get(session.session_id)
+    assert copy is not None
+
+    def drive() -> None:
+        time.sleep(0.2)
+        session.add_sequential("import_products", time.sleep, 0.2)
+        session.add_sequential("update_prices", time.sleep, 0.1)
+
+    worker = threading.Thread(target=drive)
+    worker.start()
+    with fast():
+        chunks = list(copy.stream(poll_interval=0.02))
+    worker.join()
+    assert all(c.endswith("\n") for c in chunks)
+    snaps = [json.loads(c) for c in chunks]
+    assert snaps[0]["status"] == "pending"
+    assert snaps[-1]["status"] == "complete" and snaps[-1]["overall_percent"] == 100
+    assert len(snaps) == len({json.dumps(s, sort_keys=True) for s in snaps})  # change-only
+    percents = [s["overall_percent"] for s in snaps]
+    assert percents == sorted(percents)
+
+
+def test_stream_ends_on_error(backend: str) -> None:
+    session = ProgressSession.create(TASKS)
+    session.error("update_prices", "nope")
+    snaps = [json.loads(c) for c in session.stream(poll_interval=0.01)]
+    assert snaps[-1]["status"] == "error"
+
+
+def test_stream_of_a_session_that_vanishes_ends_with_expired(backend: str) -> None:
+    session = ProgressSession.create(TASKS)
+    session.start("import_products")
+    stream = session.stream(poll_interval=0.01)
+    first = json.loads(next(stream))
+    assert first["status"] == "running"
+    session.delete()
+    rest = [json.loads(c) for c in stream]
+    assert rest[-1]["expired"] is True and rest[-1]["status"] == "error"
+
+
+async def test_astream_follows_work_done_elsewhere(backend: str) -> None:
+    import asyncio
+
+    from asgiref.sync import sync_to_async
+
+    session = await sync_to_async(ProgressSession.create)({"a": "A"})
+    with fast():
+
+        async def drive() -> None:
+            await asyncio.sleep(0.1)
+            await sync_to_async(session.update)("a", current=5, total=10)
+            await asyncio.sleep(0.1)
+            await sync_to_async(session.complete)("a")
+
+        driver = asyncio.create_task(drive())
+        snaps = [json.loads(c) async for c in session.astream(poll_interval=0.02)]
+        await driver
+    assert snaps[-1]["status"] == "complete"
+    assert any(s["tasks"]["a"]["current"] == 5 for s in snaps)
+
+
+# -- bad input and odd orders -------------------------------------------------
+
+
+@pytest.mark.parametrize("method", ["start", "complete", "error", "update"])
+def test_unknown_task_id_names_the_valid_ones(locmem: str, method: str) -> None:
+    session = ProgressSession.create(TASKS)
+    with pytest.raises(KeyError) as exc_info:
+        getattr(session, method)("nope")
+    assert isinstance(exc_info.value, ValueError)
+    assert isinstance(exc_info.value, UnknownTaskError)
+    assert "import_products" in str(exc_info.value) and "update_prices" in str(exc_info.value)
+
+
+def test_unknown_task_in_add_helpers_raises_before_running(locmem: str) -> None:
+    session = ProgressSession.create(TASKS)
+    ran: list[int] = []
+    with pytest.raises(ValueError, match="import_products"):
+        session.add_sequential("nope", lambda: ran.append(1))
+    with pytest.raises(KeyError):
+        session.add_parallel("nope", Future())
+    assert ran == []
+
+
+def test_start_twice_is_harmless_and_start_after_finish_raises(locmem: str) -> None:
+    session = ProgressSession.create({"a": "A"})
+    session.start("a")
+    first = store.read_task(session.session_id, "a")
+    session.start("a")
+    assert store.read_task(session.session_id, "a") == first  # no write
+    session.error("a", "x")
+    with pytest.raises(ValueError, match="already finished"):
+        session.start("a")
+    assert session.status is ProgressStatus.ERROR
+
+
+def test_complete_before_start_finishes(locmem: str) -> None:
+    session = ProgressSession.create({"a": "A"})
+    with fast():
+        session.complete("a")
+        wait_for(lambda: session.is_complete)
+    assert list(session.stream(poll_interval=0.01))  # terminates
+
+
+def test_keyboard_interrupt_in_sequential_task_leaves_error_state(locmem: str) -> None:
+    session = ProgressSession.create({"a": "A"})
+
+    def interrupted() -> None:
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        session.add_sequential("a", interrupted)
+    assert session.status is ProgressStatus.ERROR
+    assert session.to_dict()["tasks"]["a"]["message"] == "Interrupted."
+
+
+@pytest.mark.parametrize(
+    "tasks",
+    [{}, {"": "x"}, {"a b": "x"}, {"-a": "x"}, {"a" * 65: "x"}, {"a/b": "x"}, {"<b>": "x"}],
+)
+def test_invalid_task_ids_are_refused(locmem: str, tasks: dict[str, str]) -> None:
+    with pytest.raises(ValueError):
+        ProgressSession.create(tasks)
+
+
+def test_too_many_tasks(locmem: str) -> None:
+    with pytest.raises(ValueError, match="MAX_TASKS"):
+        ProgressSession.create({f"t{i}": "x" for i in range(101)})
+
+
+def test_names_and_messages_are_bounded_and_cleaned(locmem: str) -> None:
+    session = ProgressSession.create({"a": "N" * 5000})
+    assert len(session.tasks["a"]) == 200
+    session.update("a", message="M" * 10_000 + "\x00\x1b[31m")
+    message = session.to_dict()["tasks"]["a"]["message"]
+    assert len(message) == 500 and message.endswith("\u2026")
+    session.update("a", message="line1\r\nline2\x00\x07")
+    assert session.to_dict()["tasks"]["a"]["message"] == "line1\nline2"
+
+
+def test_update_rejects_negative_numbers(locmem: str) -> None:
+    session = ProgressSession.create({"a": "A"})
+    with pytest.raises(ValueError, match="current"):
+        session.update("a", current=-1)
+
+
+# -- real progress --------------------------------------------------------------
+
+
+def test_update_reports_real_progress(backend: str) -> None:
+    session = ProgressSession.create({"a": "A"})
+    session.update("a", current=25, total=100, message="25 of 100 rows")
+    task = session.to_dict()["tasks"]["a"]
+    assert task == {
+        "name": "A",
+        "status": "running",
+        "percent": 25,
+        "message": "25 of 100 rows",
+        "current": 25,
+        "total": 100,
+        "simulated": False,
+    }
+    session.update("a", percent=60)
+    assert session.to_dict()["tasks"]["a"]["percent"] == 60
+
+
+def test_percent_never_goes_backwards(locmem: str) -> None:
+    session = ProgressSession.create({"a": "A"})
+    with override_settings(PROGRESS_UI={"CACHE_ALIAS": "locmem", "SIMULATION_HALF_LIFE": 0.05}):
+        session.start("a")
+        time.sleep(0.2)  # simulated percent is now high
+        simulated = session.to_dict()["tasks"]["a"]["percent"]
+        assert simulated > 50
+        session.update("a", current=1, total=100)  # real progress is lower
+        assert session.to_dict()["tasks"]["a"]["percent"] >= simulated
+        session.update("a", current=99, total=100)
+        assert session.to_dict()["tasks"]["a"]["percent"] == 99
+
+
+def test_iterate_reports_counts_and_completes(backend: str) -> None:
+    session = ProgressSession.create({"a": "A"})
+    seen = []
+    with fast(ITERATE_WRITE_INTERVAL=0):
+        for i in session.iterate("a", list(range(20)), message="rows"):
+            seen.append(i)
+            if i == 9:
+                task = session.to_dict()["tasks"]["a"]
+                assert task["total"] == 20 and task["current"] == 9
+        wait_for(lambda: session.is_complete)
+    assert seen == list(range(20))
+    assert session.to_dict()["tasks"]["a"]["current"] == 20
+
+
+def test_iterate_over_a_generator_without_total_and_break(locmem: str) -> None:
+    session = ProgressSession.create({"a": "A"})
+    for i in session.iterate("a", (n for n in range(100))):
+        if i == 10:
+            break
+    task = session.to_dict()["tasks"]["a"]
+    assert task["status"] == "running" and task["total"] is None and task["current"] == 10
+
+
+# -- no threads, no idle writes, one round trip -----------------------------------
+
+
+def test_no_thread_is_started_per_task(backend: str) -> None:
+    session = ProgressSession.create({f"t{i}": "T" for i in range(20)})
+    futures: list[Future[int]] = [Future() for _ in range(10)]
+    before = threading.active_count()
+    for i in range(10):
+        session.add_parallel(f"t{i}", futures[i])
+    for i in range(10, 20):
+        session.start(f"t{i}")
+    assert threading.active_count() == before
+    for f in futures:
+        f.set_result(1)
+    assert threading.active_count() == before
+
+
+class CountingCache:
+    """Counts cache calls by name on the backend in use."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, alias: str) -> None:
+        self.calls: dict[str, int] = {}
+        self.depth = 0
+        cache = caches[alias]
+        for name in ("get", "get_many", "set", "set_many", "add", "delete", "touch", "incr"):
+            original = getattr(cache, name)
+            monkeypatch.setattr(cache, name, self._wrap(name, original))
+
+    def _wrap(self, name: str, original: Any) -> Any:
+        # Only top-level calls count: BaseCache.get_many calls get() per key on
+        # local backends (no network there; Redis uses one MGET, checked below).
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            if self.depth == 0:
+                self.calls[name] = self.calls.get(name, 0) + 1
+            self.depth += 1
+            try:
+                return original(*args, **kwargs)
+            finally:
+                self.depth -= 1
+
+        return wrapper
+
+    @property
+    def writes(self) -> int:
+        return sum(self.calls.get(n, 0) for n in ("set", "set_many", "add", "touch", "incr"))
+
+
+def test_running_task_without_news_writes_nothing(
+    backend: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    session = ProgressSession.create({"a": "A"})
+    session.start("a")
+    counter = CountingCache(monkeypatch, backend)
+    percents = []
+    for _ in range(10):
+        percents.append(session.to_dict()["tasks"]["a"]["percent"])
+        time.sleep(0.05)
+    assert counter.writes == 0
+    assert percents == sorted(percents) and percents[-1] > percents[0]  # it still moves
+
+
+def test_snapshot_is_one_round_trip(backend: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    session = ProgressSession.create({f"t{i}": "T" for i in range(10)})
+    counter = CountingCache(monkeypatch, backend)
+    session.to_dict()
+    assert counter.calls == {"get_many": 1}
+
+
+def test_redis_snapshot_is_one_mget(monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.conftest import require_redis
+
+    require_redis()
+    import redis
+    from django.conf import settings
+
+    with override_settings(PROGRESS_UI={"CACHE_ALIAS": "redis"}):
+        session = ProgressSession.create({f"t{i}": "T" for i in range(10)})
+        client = redis.Redis.from_url(settings.REDIS_URL)
+
+        def calls() -> dict[str, int]:
+            stats = client.info("commandstats")
+            return {k: v["calls"] for k, v in stats.items()}
+
+        before = calls()
+        session.to_dict()
+        after = calls()
+    # INFO itself is the only other command counted between the two readings
+    changed = {k: after[k] - before.get(k, 0) for k in after if after[k] != before.get(k, 0)}
+    changed.pop("cmdstat_info", None)
+    assert changed == {"cmdstat_mget": 1}
+
+
+# -- concurrency ------------------------------------------------------------------
+
+
+def test_concurrent_writers_to_different_tasks_lose_nothing(backend: str) -> None:
+    n_tasks, n_updates = 12, 30
+    session = ProgressSession.create({f"t{i}": f"Task {i}" for i in range(n_tasks)})
+    barrier = threading.Barrier(n_tasks)
+
+    def drive(i: int) -> None:
+        copy = ProgressSession.get(session.session_id)
+        assert copy is not None
+        barrier.wait()
+        for n in range(1, n_updates + 1):
+            copy.update(f"t{i}", current=n, total=n_updates, message=f"{i}:{n}")
+        copy.complete(f"t{i}")
+
+    with fast(), ThreadPoolExecutor(max_workers=n_tasks) as pool:
+        list(pool.map(drive, range(n_tasks)))
+        wait_for(lambda: session.is_complete)
+    tasks = session.to_dict()["tasks"]
+    for i in range(n_tasks):
+        assert tasks[f"t{i}"]["current"] == n_updates
+        assert tasks[f"t{i}"]["message"] == f"{i}:{n_updates}"
+
+
+def test_separate_processes_drive_tasks_while_parent_streams(shared_backend: str) -> None:
+    import os
+    import subprocess
+    import sys
+
+    from django.conf import settings
+
+    n = 4
+    session = ProgressSession.create({f"p{i}": f"Process {i}" for i in range(n)})
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "tests.settings",
+        "PROGRESS_TEST_CACHE": shared_backend,
+        "PROGRESS_TEST_DB": str(settings.DB_FILE),
+        "PROGRESS_TEST_CACHE_DIR": str(settings.CACHE_DIR),
+        "REDIS_URL": settings.REDIS_URL,
+    }
+    children = [
+        subprocess.Popen(
+            [sys.executable, "-m", "tests.drive_task", session.session_id, f"p{i}", "25"],
+            env=env,
+            cwd=str(settings.BASE_DIR),
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for i in range(n)
+    ]
+    with fast():
+        snaps = [json.loads(c) for c in session.stream(poll_interval=0.05)]
+    for child in children:
+        _, err = child.communicate(timeout=60)
+        assert child.returncode == 0, err
+    final = snaps[-1]
+    assert final["status"] == "complete"
+    assert all(t["current"] == 25 for t in final["tasks"].values())
+    assert any(t["message"].startswith("working in pid") for t in final["tasks"].values())
+    assert len(snaps) > 2  # progress seen while the children worked
+
+
+def test_child_process_failure_reaches_the_parent(shared_backend: str) -> None:
+    import os
+    import subprocess
+    import sys
+
+    from django.conf import settings
+
+    session = ProgressSession.create({"a": "A"})
+    env = {
+        **os.environ,
+        "PROGRESS_TEST_CACHE": shared_backend,
+        "PROGRESS_TEST_DB": str(settings.DB_FILE),
+        "PROGRESS_TEST_CACHE_DIR": str(settings.CACHE_DIR),
+        "REDIS_URL": settings.REDIS_URL,
+    }
+    subprocess.run(
+        [sys.executable, "-m", "tests.drive_task", session.session_id, "a", "3", "fail"],
+        env=env,
+        cwd=str(settings.BASE_DIR),
+        check=True,
+        timeout=60,
+    )
+    snaps = [json.loads(c) for c in session.stream(poll_interval=0.02)]
+    assert snaps[-1]["status"] == "error"
+    assert "failed on purpose" in snaps[-1]["tasks"]["a"]["message"]
+
+
+# -- lifetime ---------------------------------------------------------------------
+
+
+def test_session_expires_after_ttl_without_writes(shared_backend: str) -> None:
+    if shared_backend == "db":
+        pytest.skip("DatabaseCache stores expiry to the second; covered by file and redis")
+    with override_settings(PROGRESS_UI={"CACHE_ALIAS": shared_backend, "TTL": 1}):
+        session = ProgressSession.create({"a": "A"})
+        assert ProgressSession.get(session.session_id) is not None
+        time.sleep(2.2)
+        assert ProgressSession.get(session.session_id) is None
+
+
+def test_finished_session_stays_readable_for_the_grace_period(shared_backend: str) -> None:
+    with override_settings(
+        PROGRESS_UI={
+            "CACHE_ALIAS": shared_backend,
+            "TTL": 1,
+            "FINISHED_TTL": 30,
+            "COMPLETING_DURATION": 0,
+        }
+    ):
+        session = ProgressSession.create({"a": "A", "b": "B"})
+        session.complete("a")
+        session.error("b", "failed")
+        time.sleep(2.2)
+        copy = ProgressSession.get(session.session_id)
+        assert copy is not None
+        assert copy.to_dict()["status"] == "error"
+        assert copy.to_dict()["tasks"]["a"]["status"] == "complete"
+
+
+def test_writes_renew_the_session(locmem: str) -> None:
+    with override_settings(PROGRESS_UI={"CACHE_ALIAS": "locmem", "TTL": 1}):
+        session = ProgressSession.create({"a": "A"})
+        for _ in range(4):
+            time.sleep(0.4)
+            session.update("a", message="still here")
+        assert ProgressSession.get(session.session_id) is not None

@@ -1,0 +1,81 @@
+"""What ships is what is tested: build the wheel, install it in a fresh
+virtualenv, and render a component and find static files from it."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+import zipfile
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+pytestmark = pytest.mark.slow
+
+SCRIPT = textwrap.dedent(
+    """
+    import django, sys
+    from django.conf import settings
+    settings.configure(
+        INSTALLED_APPS=["django.contrib.staticfiles", "django_cotton", "progress_ui"],
+        TEMPLATES=[{"BACKEND": "django.template.backends.django.DjangoTemplates",
+                    "DIRS": ["templates"], "APP_DIRS": True, "OPTIONS": {}}],
+        CACHES={"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}},
+        STATIC_URL="/static/", ROOT_URLCONF="urls", SECRET_KEY="x",
+    )
+    django.setup()
+    import progress_ui
+    from django.contrib.staticfiles import finders
+    from django.template import Context, Template
+    from django.template.loader import render_to_string
+    from progress_ui import ProgressSession
+    assert "site-packages" in progress_ui.__file__, progress_ui.__file__
+    session = ProgressSession.create({"load": "Load <b>rows</b>"})
+    # cotton compiles templates in its loader, so the page is a file
+    html = render_to_string("page.html", {"session": session})
+    assert "Load &lt;b&gt;rows&lt;/b&gt;" in html, html
+    assert 'role="progressbar"' in html, html
+    tags = Template("{% load progress_ui %}{% progress_scripts %}").render(Context({}))
+    assert "htmx" in tags, tags
+    css = finders.find("progress_ui/progress_ui.css") or finders.find("progress_ui/progress.css")
+    assert css and "site-packages" in css, css
+    print("WHEEL-OK")
+    """
+)
+
+
+def test_built_wheel_installs_and_renders(tmp_path: Path) -> None:
+    dist = tmp_path / "dist"
+    subprocess.run(
+        [sys.executable, "-m", "build", "--wheel", "--outdir", str(dist), str(ROOT)],
+        check=True, capture_output=True, timeout=300,
+    )
+    (wheel,) = dist.glob("django_progress_ui-*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    assert "progress_ui/py.typed" in names
+    assert any(n.startswith("progress_ui/templates/cotton/progress/") for n in names)
+    assert any(n.startswith("progress_ui/static/progress_ui/vendor/") for n in names)
+    # dev leftovers stay out
+    assert not [n for n in names if n.startswith(("tests/", "demo/", "progress_ui/templates/demo"))]
+
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
+    py = venv / "bin" / "python"
+    subprocess.run(
+        [str(py), "-m", "pip", "install", "-q", str(wheel)],
+        check=True, capture_output=True, timeout=600,
+    )
+    (tmp_path / "urls.py").write_text(
+        "from django.urls import include, path\n"
+        "urlpatterns = [path('progress/', include('progress_ui.urls'))]\n"
+    )
+    (tmp_path / "templates").mkdir()
+    (tmp_path / "templates" / "page.html").write_text('<c-progress.session :session="session" />')
+    result = subprocess.run(
+        [str(py), "-c", SCRIPT], capture_output=True, text=True, timeout=120, cwd=tmp_path
+    )
+    assert result.returncode == 0, result.stderr
+    assert "WHEEL-OK" in result.stdout
