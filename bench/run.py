@@ -1,0 +1,13 @@
+"""Runs every benchmark in bench/ in turn (see each file's docstring)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+
+for script in ("engine.py", "streaming_reads.py", "streaming_latency.py"):
+    print(f"\n## {script}\n", flush=True)
+    subprocess.run([sys.executable, str(HERE / script)], check=True)

@@ -1,0 +1,68 @@
+"""Settings through conf.py, and the system checks."""
+
+from __future__ import annotations
+
+import pytest
+from django.core.exceptions import ImproperlyConfigured
+from django.test import override_settings
+
+from progress_ui.checks import check_cache
+from progress_ui.conf import current, settings
+
+
+def test_defaults_follow_the_spec() -> None:
+    with override_settings(PROGRESS_UI={}):
+        assert settings.TTL == 300
+        assert settings.CACHE_ALIAS == "default"
+        assert 90 <= settings.SIMULATION_CAP <= 95
+        assert settings.COMPLETING_DURATION == pytest.approx(0.3)
+
+
+def test_settings_are_reread_on_setting_changed() -> None:
+    with override_settings(PROGRESS_UI={"TTL": 7}):
+        assert settings.TTL == 7
+        assert current().TTL == 7
+    with override_settings(PROGRESS_UI={"TTL": 9}):
+        assert settings.TTL == 9
+
+
+def test_unknown_setting_names_the_valid_ones() -> None:
+    with override_settings(PROGRESS_UI={"TTTL": 7}), pytest.raises(ImproperlyConfigured) as e:
+        _ = settings.TTL
+    assert "TTTL" in str(e.value) and "TTL" in str(e.value)
+
+
+def ids(messages: list) -> list[str]:  # type: ignore[type-arg]
+    return [m.id for m in messages]
+
+
+def test_check_warns_for_per_process_cache_outside_debug() -> None:
+    with override_settings(PROGRESS_UI={"CACHE_ALIAS": "locmem"}, DEBUG=False):
+        assert ids(check_cache()) == ["progress_ui.W001"]
+    with override_settings(PROGRESS_UI={"CACHE_ALIAS": "locmem"}, DEBUG=True):
+        assert check_cache() == []
+
+
+def test_check_accepts_shared_caches() -> None:
+    for alias in ("redis", "file"):
+        with override_settings(PROGRESS_UI={"CACHE_ALIAS": alias}):
+            assert check_cache() == []
+
+
+def test_check_database_cache_on_sqlite_needs_immediate_transactions() -> None:
+    with override_settings(PROGRESS_UI={"CACHE_ALIAS": "db"}):
+        assert check_cache() == []  # tests/settings.py sets transaction_mode
+    from django.conf import settings as django_settings
+
+    db = {**django_settings.DATABASES["default"], "OPTIONS": {}}
+    with override_settings(PROGRESS_UI={"CACHE_ALIAS": "db"}, DATABASES={"default": db}):
+        assert ids(check_cache()) == ["progress_ui.W002"]
+
+
+def test_check_errors_for_missing_alias_and_dummy_cache() -> None:
+    with override_settings(PROGRESS_UI={"CACHE_ALIAS": "nope"}):
+        (msg,) = check_cache()
+        assert msg.id == "progress_ui.E001" and "locmem" in (msg.hint or "")
+    caches = {"default": {"BACKEND": "django.core.cache.backends.dummy.DummyCache"}}
+    with override_settings(CACHES=caches, PROGRESS_UI={}):
+        assert ids(check_cache()) == ["progress_ui.E002"]
