@@ -52,13 +52,13 @@ test-django52: $(VENV52)/.installed
 	$(VENV52)/bin/python -m pytest -m "not browser" -p no:playwright $(PYTEST_ARGS)
 
 lint: $(VENV)/.installed
-	$(VENV)/bin/ruff check .
-	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/ruff check progress_ui tests demo bench
+	$(VENV)/bin/ruff format --check progress_ui tests demo bench
 	$(VENV)/bin/mypy
 
 format: $(VENV)/.installed
-	$(VENV)/bin/ruff check --fix .
-	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix progress_ui tests demo bench
+	$(VENV)/bin/ruff format progress_ui tests demo bench
 
 bench: $(VENV)/.installed
 	$(VENV)/bin/python bench/run.py

@@ -71,8 +71,10 @@ def main() -> None:
     call_command("migrate", verbosity=0, run_syncdb=True)
     call_command("createcachetable", verbosity=0)
     print(f"{args.tasks} tasks per session; {args.seconds:.0f} s idle window\n")
-    print("| backend | threads started per task | writes/s, running task, no news, "
-          "10 Hz viewer | snapshot: cache calls | snapshot: median us | update: median us |")
+    print(
+        "| backend | threads started per task | writes/s, running task, no news, "
+        "10 Hz viewer | snapshot: cache calls | snapshot: median us | update: median us |"
+    )
     print("|---|---|---|---|---|---|")
     for alias in args.backends.split(","):
         with override_settings(PROGRESS_UI={"CACHE_ALIAS": alias}):

@@ -15,7 +15,7 @@ def test_defaults_follow_the_spec() -> None:
         assert settings.TTL == 300
         assert settings.CACHE_ALIAS == "default"
         assert 90 <= settings.SIMULATION_CAP <= 95
-        assert settings.COMPLETING_DURATION == pytest.approx(0.3)
+        assert pytest.approx(0.3) == settings.COMPLETING_DURATION
 
 
 def test_settings_are_reread_on_setting_changed() -> None:

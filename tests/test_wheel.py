@@ -51,7 +51,9 @@ def test_built_wheel_installs_and_renders(tmp_path: Path) -> None:
     dist = tmp_path / "dist"
     subprocess.run(
         [sys.executable, "-m", "build", "--wheel", "--outdir", str(dist), str(ROOT)],
-        check=True, capture_output=True, timeout=300,
+        check=True,
+        capture_output=True,
+        timeout=300,
     )
     (wheel,) = dist.glob("django_progress_ui-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
@@ -66,7 +68,9 @@ def test_built_wheel_installs_and_renders(tmp_path: Path) -> None:
     py = venv / "bin" / "python"
     subprocess.run(
         [str(py), "-m", "pip", "install", "-q", str(wheel)],
-        check=True, capture_output=True, timeout=600,
+        check=True,
+        capture_output=True,
+        timeout=600,
     )
     (tmp_path / "urls.py").write_text(
         "from django.urls import include, path\n"
