@@ -16,40 +16,11 @@ import threading
 import time
 from concurrent.futures import Future
 from pathlib import Path
-from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tests.settings")
 os.environ.setdefault("PROGRESS_TEST_DB", "/tmp/progress-bench.sqlite3")
 os.environ.setdefault("PROGRESS_TEST_CACHE_DIR", "/tmp/progress-bench-cache")
-
-
-class Counter:
-    """Counts top-level cache calls (reads and writes) on one cache object."""
-
-    WRITES = ("set", "set_many", "add", "touch", "incr", "delete", "delete_many")
-    READS = ("get", "get_many")
-
-    def __init__(self, cache: Any) -> None:
-        self.calls: dict[str, int] = {}
-        self.depth = 0
-        for name in self.WRITES + self.READS:
-            setattr(cache, name, self._wrap(name, getattr(cache, name)))
-
-    def _wrap(self, name: str, original: Any) -> Any:
-        def wrapper(*args: Any, **kwargs: Any) -> Any:
-            if self.depth == 0:
-                self.calls[name] = self.calls.get(name, 0) + 1
-            self.depth += 1
-            try:
-                return original(*args, **kwargs)
-            finally:
-                self.depth -= 1
-
-        return wrapper
-
-    def count(self, names: tuple[str, ...]) -> int:
-        return sum(self.calls.get(n, 0) for n in names)
 
 
 def main() -> None:
@@ -67,6 +38,7 @@ def main() -> None:
     from django.test.utils import override_settings
 
     from progress_ui import ProgressSession
+    from tests.cache_counter import CacheCounter
 
     call_command("migrate", verbosity=0, run_syncdb=True)
     call_command("createcachetable", verbosity=0)
@@ -90,12 +62,12 @@ def main() -> None:
                     session.add_parallel(f"t{i}", futures[-1])
             threads_per_task = (threading.active_count() - before) / args.tasks
 
-            counter = Counter(caches[alias])
+            counter = CacheCounter(caches[alias])
             deadline = time.monotonic() + args.seconds
             while time.monotonic() < deadline:
                 session.to_dict()
                 time.sleep(0.1)
-            writes_per_s = counter.count(Counter.WRITES) / args.seconds
+            writes_per_s = counter.writes / args.seconds
 
             counter.calls.clear()
             session.to_dict()

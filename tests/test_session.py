@@ -23,6 +23,7 @@ from progress_ui import (
     UnknownTaskError,
     store,
 )
+from tests.cache_counter import CacheCounter
 
 TASKS = {"import_products": "Import Products", "update_prices": "Update Prices"}
 
@@ -425,34 +426,8 @@ def test_no_thread_is_started_per_task(backend: str) -> None:
     assert threading.active_count() == before
 
 
-class CountingCache:
-    """Counts cache calls by name on the backend in use."""
-
-    def __init__(self, monkeypatch: pytest.MonkeyPatch, alias: str) -> None:
-        self.calls: dict[str, int] = {}
-        self.depth = 0
-        cache = caches[alias]
-        for name in ("get", "get_many", "set", "set_many", "add", "delete", "touch", "incr"):
-            original = getattr(cache, name)
-            monkeypatch.setattr(cache, name, self._wrap(name, original))
-
-    def _wrap(self, name: str, original: Any) -> Any:
-        # Only top-level calls count: BaseCache.get_many calls get() per key on
-        # local backends (no network there; Redis uses one MGET, checked below).
-        def wrapper(*args: Any, **kwargs: Any) -> Any:
-            if self.depth == 0:
-                self.calls[name] = self.calls.get(name, 0) + 1
-            self.depth += 1
-            try:
-                return original(*args, **kwargs)
-            finally:
-                self.depth -= 1
-
-        return wrapper
-
-    @property
-    def writes(self) -> int:
-        return sum(self.calls.get(n, 0) for n in ("set", "set_many", "add", "touch", "incr"))
+def counting(monkeypatch: pytest.MonkeyPatch, alias: str) -> CacheCounter:
+    return CacheCounter(caches[alias], monkeypatch.setattr)
 
 
 def test_running_task_without_news_writes_nothing(
@@ -460,7 +435,7 @@ def test_running_task_without_news_writes_nothing(
 ) -> None:
     session = ProgressSession.create({"a": "A"})
     session.start("a")
-    counter = CountingCache(monkeypatch, backend)
+    counter = counting(monkeypatch, backend)
     percents = []
     for _ in range(10):
         percents.append(session.to_dict()["tasks"]["a"]["percent"])
@@ -471,7 +446,7 @@ def test_running_task_without_news_writes_nothing(
 
 def test_snapshot_is_one_round_trip(backend: str, monkeypatch: pytest.MonkeyPatch) -> None:
     session = ProgressSession.create({f"t{i}": "T" for i in range(10)})
-    counter = CountingCache(monkeypatch, backend)
+    counter = counting(monkeypatch, backend)
     session.to_dict()
     assert counter.calls == {"get_many": 1}
 
