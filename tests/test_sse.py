@@ -36,6 +36,7 @@ def fast(locmem: str) -> Iterator[str]:
             "COMPLETING_DURATION": 0,
             "HEARTBEAT_INTERVAL": 0.05,
             "SSE_RETRY_MS": 1500,
+            "MAX_STREAM_DURATION": 60,
         }
     ):
         yield locmem
@@ -182,11 +183,30 @@ def test_error_ends_with_final_state_and_done(fast: str) -> None:
     session.start("a")
     session.update("b", percent=40)
     session.error("a", "disk full")
+    session.error("b", "stopped")
     text = "".join(sse.sse_stream(session, last_event_id=BIG_ID, render=render))
     assert text == (
         "id: 100000000000000\nretry: 1500\ndata: error 20\n\n"
         "event: done\nid: 100000000000001\ndata: done\n\n"
     )
+
+
+def test_error_waits_for_tasks_still_running(fast: str) -> None:
+    """A failed task does not freeze the other bars: the stream goes on until
+    nothing runs any more."""
+    session = ProgressSession.create({"a": "A", "b": "B"})
+    session.start("a")
+    session.update("b", percent=40)
+    session.error("a", "disk full")
+    stream = sse.sse_stream(session, last_event_id=BIG_ID, poll_interval=0.01, render=render)
+    assert next(stream) == "id: 100000000000000\nretry: 1500\ndata: error 20\n\n"
+    assert next(stream) == sse.HEARTBEAT  # still open while b runs
+    session.complete("b")
+    tail = [chunk for chunk in stream if chunk != sse.HEARTBEAT]
+    assert tail == [
+        "id: 100000000000001\ndata: error 50\n\n",
+        "event: done\nid: 100000000000002\ndata: done\n\n",
+    ]
 
 
 def test_vanished_session_ends_with_expired_state_and_done(fast: str) -> None:
