@@ -47,6 +47,7 @@ logger = logging.getLogger("progress_ui")
 __all__ = [
     "ProgressSessionMixin",
     "ProgressSessionView",
+    "SessionLookupMixin",
     "StartProgressMixin",
     "default_executor",
 ]
@@ -200,24 +201,37 @@ class StartProgressMixin(_ProgressRenderMixin, _Base):
         return response
 
 
-class ProgressSessionMixin(_ProgressRenderMixin, _Base):
-    """Shows an existing session, looked up from the URL kwarg
-    ``progress_url_kwarg``. Anyone the access rules refuse gets the same 404 as
-    for a missing, expired or malformed id (``get_readable_session``)."""
+class SessionLookupMixin:
+    """Finds the session named by the URL kwarg ``session_url_kwarg``. Anyone the
+    access rules refuse gets the same 404 as for a missing, expired or malformed
+    id (``get_readable_session``). Shared by the streaming views and the pages."""
 
-    progress_url_kwarg: str = "session_id"
+    request: HttpRequest
     kwargs: dict[str, Any]
 
-    def get_progress_session(self) -> ProgressSession:
-        kwarg = self.progress_url_kwarg
+    #: URL keyword argument holding the session id.
+    session_url_kwarg: str = "session_id"
+
+    def get_session_id(self) -> str:
+        kwarg = self.session_url_kwarg
         if kwarg not in self.kwargs:
             name = type(self).__name__
             raise ImproperlyConfigured(
-                f"{name} expects the URL kwarg {kwarg!r} (its 'progress_url_kwarg' "
-                f"attribute); set {name}.progress_url_kwarg or override "
-                f"{name}.get_progress_session()."
+                f"{name} expects the URL kwarg {kwarg!r} (its 'session_url_kwarg' "
+                f"attribute); set {name}.session_url_kwarg or override "
+                f"{name}.get_session_id()."
             )
-        return get_readable_session(self.request, str(self.kwargs[kwarg]))
+        return str(self.kwargs[kwarg])
+
+    def get_progress_session(self) -> ProgressSession:
+        """The session if this request may read it, else ``Http404`` (override to
+        change the lookup; to change who may read, prefer
+        ``PROGRESS_UI["PERMISSION_FUNCTION"]``)."""
+        return get_readable_session(self.request, self.get_session_id())
+
+
+class ProgressSessionMixin(SessionLookupMixin, _ProgressRenderMixin, _Base):
+    """Renders the page (or, for htmx, just the component) of an existing session."""
 
     def get(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         session = self.get_progress_session()

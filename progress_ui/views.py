@@ -25,7 +25,7 @@ from django.views import View
 from django.views.decorators.cache import never_cache
 
 from . import rendering, sse, streaming
-from .access import get_readable_session
+from .mixins import SessionLookupMixin
 from .session import ProgressSession
 from .snapshot import SessionSnapshot
 
@@ -35,26 +35,7 @@ def is_asgi(request: HttpRequest) -> bool:
     return isinstance(request, ASGIRequest)
 
 
-class ProgressSessionMixin:
-    """Finds the session named in the URL, or raises ``Http404``."""
-
-    request: HttpRequest
-    kwargs: dict[str, Any]
-
-    #: URL keyword argument holding the session id.
-    session_url_kwarg = "session_id"
-
-    def get_session_id(self) -> str:
-        return str(self.kwargs.get(self.session_url_kwarg, ""))
-
-    def get_progress_session(self) -> ProgressSession:
-        """The session if this request may read it, else ``Http404`` (override to
-        change the lookup; to change who may read, prefer
-        ``PROGRESS_UI["PERMISSION_FUNCTION"]``)."""
-        return get_readable_session(self.request, self.get_session_id())
-
-
-class StreamView(ProgressSessionMixin, View):
+class StreamView(SessionLookupMixin, View):
     """Base of the streaming views: headers, server detection, stream options."""
 
     http_method_names = ["get", "options"]
@@ -177,7 +158,7 @@ class NDJSONView(StreamView):
 
 
 @method_decorator(never_cache, name="dispatch")
-class JSONView(ProgressSessionMixin, View):
+class JSONView(SessionLookupMixin, View):
     """The current snapshot as JSON, for polling clients and scripts."""
 
     http_method_names = ["get", "head", "options"]
@@ -190,7 +171,7 @@ class JSONView(ProgressSessionMixin, View):
 
 
 @method_decorator(never_cache, name="dispatch")
-class FragmentView(ProgressSessionMixin, View):
+class FragmentView(SessionLookupMixin, View):
     """The whole component as HTML (``rendering.render_session``): what a page
     shows, for no-JS refreshes and for inserting a component after a POST."""
 

@@ -226,7 +226,7 @@ def test_session_page_404_for_missing_or_malformed(client: Client, sid: str) -> 
 
 
 def test_session_page_wrong_kwarg_is_explained(client: Client) -> None:
-    with pytest.raises(ImproperlyConfigured, match="progress_url_kwarg"):
+    with pytest.raises(ImproperlyConfigured, match="session_url_kwarg"):
         client.get("/bad-kwarg/" + "A" * 32 + "/")
 
 
