@@ -108,8 +108,10 @@ def test_sse_is_never_gzipped(fast: str) -> None:
 
 @pytest.mark.parametrize("client_cls", [Client, AsyncClient], ids=["wsgi", "asgi"])
 async def test_reconnect_with_last_event_id_gets_full_state_at_once(
-    fast: str, client_cls: Any
+    fast: str, client_cls: Any, transactional_db: None
 ) -> None:
+    # transactional_db: closing the response sends request_finished, which checks
+    # any DB connection an earlier test left open in asgiref's executor thread.
     session = await sync_to_async(ProgressSession.create)({"a": "A"})
     await sync_to_async(session.update)("a", percent=40, message="step 2")
     # Per request: AsyncClient(headers=...) does not reach ASGI scope headers.
