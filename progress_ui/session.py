@@ -165,7 +165,9 @@ class ProgressSession:
         meta, records = store.read_all(self._id, list(self._names))
         current = self._build(meta, records, None)
         if meta is not None and current is not None and snap.is_finished(current):
-            store.rewrite_all(self._id, meta, records, conf.FINISHED_TTL)
+            terminal = ("complete", "completing", "error")
+            finished = {t: r for t, r in records.items() if r["status"] in terminal}
+            store.extend(self._id, meta, finished, conf.FINISHED_TTL)
 
     def start(self, task_id: str) -> None:
         """Mark a task RUNNING; its simulated percent starts moving. Starting a

@@ -102,11 +102,13 @@ def write_task(
     cache().set_many({meta_key(session_id): meta, task_key(session_id, task_id): record}, ttl)
 
 
-def rewrite_all(
-    session_id: str, meta: SessionMeta, records: dict[str, TaskRecord], ttl: int
+def extend(
+    session_id: str, meta: SessionMeta, finished: dict[str, TaskRecord], ttl: int
 ) -> None:
-    """Store the whole session again with a new lifetime (used once it finishes)."""
-    create(session_id, meta, records, ttl)
+    """Store the description and the ``finished`` task records again with a new
+    lifetime (once the session has finished). Only records that can no longer
+    change are passed: rewriting a pending one could undo a concurrent start."""
+    create(session_id, meta, finished, ttl)
 
 
 def delete(session_id: str, task_ids: list[str]) -> None:

@@ -605,3 +605,25 @@ def test_writes_renew_the_session(locmem: str) -> None:
             time.sleep(0.4)
             session.update("a", message="still here")
         assert ProgressSession.get(session.session_id) is not None
+
+
+def test_finishing_never_rewrites_a_pending_task(
+    locmem: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Regression: extending a finished session's lifetime rewrote every record,
+    so a concurrent start() of a pending task could be undone."""
+    extended: list[list[str]] = []
+    original = store.extend
+    monkeypatch.setattr(
+        store,
+        "extend",
+        lambda sid, meta, finished, ttl: (
+            extended.append(sorted(finished)),
+            original(sid, meta, finished, ttl),
+        ),
+    )
+    session = ProgressSession.create({"a": "A", "b": "B"})
+    session.error("a", "failed")  # nothing runs any more: the session has finished
+    assert extended == [["a"]]
+    session.start("b")  # the work goes on regardless
+    assert session.to_dict()["tasks"]["b"]["status"] == "running"
