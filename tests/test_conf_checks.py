@@ -49,6 +49,7 @@ def test_check_accepts_shared_caches() -> None:
             assert check_cache() == []
 
 
+@pytest.mark.filterwarnings("ignore:Overriding setting DATABASES")
 def test_check_database_cache_on_sqlite_needs_immediate_transactions() -> None:
     with override_settings(PROGRESS_UI={"CACHE_ALIAS": "db"}):
         assert check_cache() == []  # tests/settings.py sets transaction_mode
