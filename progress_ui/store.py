@@ -102,9 +102,7 @@ def write_task(
     cache().set_many({meta_key(session_id): meta, task_key(session_id, task_id): record}, ttl)
 
 
-def extend(
-    session_id: str, meta: SessionMeta, finished: dict[str, TaskRecord], ttl: int
-) -> None:
+def extend(session_id: str, meta: SessionMeta, finished: dict[str, TaskRecord], ttl: int) -> None:
     """Store the description and the ``finished`` task records again with a new
     lifetime (once the session has finished). Only records that can no longer
     change are passed: rewriting a pending one could undo a concurrent start."""

@@ -106,20 +106,18 @@ def _ndjson(item: SessionSnapshot | None, last: list[SessionSnapshot]) -> str:
 
 
 def ndjson_stream(session: ProgressSession, *, poll_interval: float | None = None) -> Iterator[str]:
-    last: list[SessionSnapshot] = []
-    for item in snapshots(session, poll_interval=poll_interval):
-        yield _ndjson(item, last)
+    """What ``session.stream()`` returns: JSON lines until the session finishes."""
+    return json_lines(session.session_id, snapshots(session, poll_interval=poll_interval))
 
 
-async def andjson_stream(
+def andjson_stream(
     session: ProgressSession, *, poll_interval: float | None = None
 ) -> AsyncIterator[str]:
-    last: list[SessionSnapshot] = []
-    async for item in asnapshots(session, poll_interval=poll_interval):
-        yield _ndjson(item, last)
+    """Async :func:`ndjson_stream`."""
+    return ajson_lines(session.session_id, asnapshots(session, poll_interval=poll_interval))
 
 
-# -- NDJSON from any snapshot source (used by the views) -------------------------
+# -- NDJSON from any snapshot source ------------------------------------------------
 
 
 def error_line(message: str) -> str:

@@ -75,6 +75,12 @@ BACKENDS = {
         "OPTIONS": {"max_connections": 1000},
     },
 }
+# Nothing listens on port 9: a real "cache server down" for fault tests.
+UNREACHABLE_CACHE = {
+    "BACKEND": "django.core.cache.backends.redis.RedisCache",
+    "LOCATION": "redis://127.0.0.1:9/0",
+    "OPTIONS": {"socket_connect_timeout": 0.5, "socket_timeout": 0.5},
+}
 PROGRESS_TEST_CACHE = os.environ.get("PROGRESS_TEST_CACHE", "locmem")
-CACHES = {"default": BACKENDS["locmem"], **{name: conf for name, conf in BACKENDS.items()}}
+CACHES = {"default": BACKENDS["locmem"], **BACKENDS, "unreachable": UNREACHABLE_CACHE}
 PROGRESS_UI = {"CACHE_ALIAS": PROGRESS_TEST_CACHE}

@@ -627,3 +627,19 @@ def test_finishing_never_rewrites_a_pending_task(
     assert extended == [["a"]]
     session.start("b")  # the work goes on regardless
     assert session.to_dict()["tasks"]["b"]["status"] == "running"
+
+
+def test_spec_stream_ends_with_a_safe_error_line_when_the_cache_fails(
+    locmem: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    session = ProgressSession.create({"a": "A"})
+    stream = session.stream(poll_interval=0.01)
+    assert json.loads(next(stream))["status"] == "pending"
+    # The cache goes away for real: reads now go to a port nothing listens on.
+    with (
+        override_settings(PROGRESS_UI={"CACHE_ALIAS": "unreachable"}),
+        caplog.at_level(logging.ERROR, logger="progress_ui"),
+    ):
+        rest = list(stream)
+    assert [json.loads(line) for line in rest] == [{"error": "Something went wrong."}]
+    assert "127.0.0.1:9" in caplog.text  # the details are logged, not sent
