@@ -324,10 +324,16 @@ def render_session(
     title: str = "",
     htmx: int | str | None = None,
     refresh_url: str | None = None,
+    transport: str = "sse",
 ) -> SafeString:
     """The whole component: regions inside an element that connects to the SSE
     stream (no connection once the session has finished), plus a ``<noscript>``
     refresh for browsers without JavaScript.
+
+    While the session runs, the component also names its polling URL
+    (``data-progress-poll``): ``progress_ui.js`` switches to it when the SSE
+    connection keeps failing. ``transport="poll"`` renders that polled form,
+    without an SSE connection.
 
     ``refresh_url`` is where a no-JS browser reloads the state; by default the
     current page for a GET request, else the HTML fragment endpoint.
@@ -339,11 +345,14 @@ def render_session(
         "title": title,
         "htmx_version": htmx_version(htmx),
         "sse_url": "",
+        "poll_url": "",
         "refresh_url": "",
         "done_event": DONE_EVENT,
     }
     if not view.finished:
-        context["sse_url"] = progress_url("sse", view.session_id)
+        if transport != "poll":
+            context["sse_url"] = progress_url("sse", view.session_id)
+        context["poll_url"] = progress_url("fragment", view.session_id) + "?transport=poll"
         # htmx parses responses with scripting off: a <noscript> meta refresh in a
         # swapped-in fragment would come alive and reload the page. So only
         # full-page renders get the no-JS refresh.

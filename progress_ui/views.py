@@ -173,12 +173,20 @@ class JSONView(SessionLookupMixin, View):
 @method_decorator(never_cache, name="dispatch")
 class FragmentView(SessionLookupMixin, View):
     """The whole component as HTML (``rendering.render_session``): what a page
-    shows, for no-JS refreshes and for inserting a component after a POST."""
+    shows, for no-JS refreshes and for inserting a component after a POST.
+    ``?transport=poll`` renders it without an SSE connection (the polling
+    fallback of ``progress_ui.js``)."""
 
     http_method_names = ["get", "head", "options"]
 
+    def get_transport(self) -> str:
+        return "poll" if self.request.GET.get("transport") == "poll" else "sse"
+
     def render_session(self, snapshot: SessionSnapshot) -> str:
-        return str(rendering.render_session(snapshot, request=self.request))
+        html = rendering.render_session(
+            snapshot, request=self.request, transport=self.get_transport()
+        )
+        return str(html)
 
     def get(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         snapshot = self.get_progress_session().to_dict()

@@ -260,3 +260,28 @@ def test_several_jobs_at_once(app_page: Page, server: Server, sse_requests: list
         timeout=20_000,
     )
     assert len(sse_requests) == 3
+
+
+def test_blocked_sse_falls_back_to_polling_until_finished(
+    app_page: Page, server: Server, sse_requests: list[str]
+) -> None:
+    """A proxy that blocks event streams: after a few failed connections the
+    component polls the fragment endpoint, reaches its final state, then stops."""
+    polls: list[str] = []
+    app_page.route("**/events/", lambda route: route.abort())
+    app_page.on(
+        "request", lambda req: polls.append(req.url) if "transport=poll" in req.url else None
+    )
+    sid = start(app_page, server, "import")
+    expect(component(app_page, sid).locator(".pui-status")).to_have_text(COMPLETE, timeout=60_000)
+    polls = [url for url in sse_requests if "transport=poll" in url]
+    assert sse_requests[0].endswith("/events/"), "the SSE connection was attempted first"
+    assert polls, "the final state arrived by polling"
+    bars = component(app_page, sid).locator('[role="progressbar"]')
+    for n in range(bars.count()):
+        expect(bars.nth(n)).to_have_attribute("aria-valuenow", "100")
+    seen = len(polls)
+    time.sleep(4.5)  # more than two poll intervals
+    assert len([u for u in sse_requests if "transport=poll" in u]) == seen, (
+        "polling stops once the session has finished"
+    )

@@ -36,6 +36,7 @@ def test_scripts_default_to_htmx2_with_the_2x_sse_extension() -> None:
     assert html.splitlines() == [
         '<script src="/static/progress_ui/vendor/htmx-2.0.11.min.js" defer></script>',
         '<script src="/static/progress_ui/vendor/htmx-ext-sse-2.2.4.js" defer></script>',
+        '<script src="/static/progress_ui/progress_ui.js" defer></script>',
     ]
 
 
@@ -55,7 +56,7 @@ def test_scripts_nonce_from_request() -> None:
     request = RequestFactory().get("/")
     request.csp_nonce = "abc123"  # type: ignore[attr-defined]
     html = render("{% load progress_ui %}{% progress_scripts %}", {"request": request})
-    assert html.count('defer nonce="abc123"') == 2
+    assert html.count("<script") == html.count('defer nonce="abc123"') == 3
 
 
 def test_scripts_nonce_from_context_variable_is_escaped() -> None:

@@ -381,3 +381,19 @@ def test_get_progress_session_hook_can_narrow(fast: str) -> None:
     assert isinstance(response, HttpResponse) and response.status_code == 200
     with pytest.raises(Http404):
         view(RequestFactory().get("/"), session_id=other.session_id)
+
+
+def test_fragment_names_its_polling_url_while_running_and_polls_without_sse(fast: str) -> None:
+    session = ProgressSession.create({"a": "A"})
+    session.start("a")
+    client = Client()
+    page = client.get(url("fragment", session.session_id)).content.decode()
+    poll_url = f"/progress/{session.session_id}/html/?transport=poll"
+    assert f'data-progress-poll="{poll_url}"' in page
+    assert "sse-connect=" in page
+    polled = client.get(poll_url).content.decode()
+    assert f'data-progress-poll="{poll_url}"' in polled
+    assert "sse-connect=" not in polled and "hx-sse:connect" not in polled
+    session.complete("a")
+    final = client.get(poll_url).content.decode()
+    assert "data-progress-poll" not in final  # finished: the poller stops

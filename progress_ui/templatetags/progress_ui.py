@@ -25,6 +25,8 @@ SCRIPTS: dict[int, tuple[str, ...]] = {
     4: ("progress_ui/vendor/htmx-4.0.1.min.js", "progress_ui/vendor/htmx-hx-sse-4.0.1.js"),
 }
 STYLESHEET = "progress_ui/progress_ui.css"
+#: Polling fallback for when SSE keeps failing (loaded after htmx).
+FALLBACK_SCRIPT = "progress_ui/progress_ui.js"
 
 
 def csp_nonce(context: template.Context | dict[str, Any] | None) -> str:
@@ -42,7 +44,7 @@ def csp_nonce(context: template.Context | dict[str, Any] | None) -> str:
 def script_tags(*, version: int | str | None = None, nonce: str = "") -> SafeString:
     """``<script defer>`` tags for htmx and its SSE extension (2 or 4, default
     from ``PROGRESS_UI["HTMX_VERSION"]``)."""
-    files = SCRIPTS[htmx_version(version)]
+    files = (*SCRIPTS[htmx_version(version)], FALLBACK_SCRIPT)
     if nonce:
         return format_html_join(
             "\n",

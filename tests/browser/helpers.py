@@ -48,7 +48,9 @@ def watch(page: Page, sse_requests: list[str]) -> Page:
     page.add_init_script(RECORDER)
 
     def on_request(req: Request) -> None:
-        if "/events/" in req.url:
+        # SSE connections, and polls of the fallback (which a healthy stream never
+        # triggers; the tests assert the exact list).
+        if "/events/" in req.url or "transport=poll" in req.url:
             sse_requests.append(req.url)
 
     page.on("request", on_request)
