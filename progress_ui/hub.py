@@ -20,12 +20,12 @@ import logging
 import math
 import time
 import weakref
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterable, AsyncIterator, Callable
 from typing import TYPE_CHECKING
 
 from .conf import current as current_settings
 from .snapshot import SessionSnapshot
-from .streaming import _Follower
+from .streaming import _Follower, asnapshots
 
 if TYPE_CHECKING:
     from .session import ProgressSession
@@ -221,6 +221,21 @@ class Hub:
 
 
 _hubs: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Hub] = weakref.WeakKeyDictionary()
+
+
+def follow(
+    session: ProgressSession,
+    *,
+    poll_interval: float | None = None,
+    max_duration: float | None = None,
+    shared: bool = True,
+) -> AsyncIterable[SessionSnapshot | None]:
+    """The async snapshots of ``session`` for one viewer: from the loop's shared
+    poller (``shared=True``), or from a poller of its own. Call it inside the
+    event loop (the hub is per loop)."""
+    if shared:
+        return get_hub().subscribe(session, poll_interval=poll_interval, max_duration=max_duration)
+    return asnapshots(session, poll_interval=poll_interval, max_duration=max_duration)
 
 
 def get_hub() -> Hub:

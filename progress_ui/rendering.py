@@ -25,6 +25,7 @@ from django.utils.translation import gettext, ngettext
 
 from .conf import current as current_settings
 from .snapshot import SessionSnapshot, TaskSnapshot, is_finished
+from .sse import DONE_EVENT
 
 if TYPE_CHECKING:
     from django.http import HttpRequest
@@ -43,8 +44,6 @@ __all__ = [
     "snapshot_of",
 ]
 
-#: SSE event name that ends the stream; the component closes its connection on it.
-DONE_EVENT = "done"
 SUMMARY_REGION = "summary"
 STATUS_REGION = "status"
 #: Task ids never contain ":", so task regions cannot collide with other regions.

@@ -253,20 +253,12 @@ async def asse_stream(
     viewer of the session in this event loop shares one poller (``progress_ui.hub``)
     and one rendering per change; ``shared=False`` polls for this viewer alone.
     Nothing happens until the first message is requested."""
+    from .hub import Subscription, follow
+
     writer = SSEWriter(last_event_id=last_event_id, render=render)
-    items: AsyncIterable[SessionSnapshot | None]
-    shared_render: Callable[[SessionSnapshot, Render], str] | None = None
-    if shared:
-        from .hub import get_hub
-
-        subscription = get_hub().subscribe(
-            session, poll_interval=poll_interval, max_duration=max_duration
-        )
-        items, shared_render = subscription, subscription.render
-    else:
-        from .streaming import asnapshots
-
-        items = asnapshots(session, poll_interval=poll_interval, max_duration=max_duration)
+    items = follow(session, poll_interval=poll_interval, max_duration=max_duration, shared=shared)
+    # A shared poller also shares one rendering per change among its viewers.
+    shared_render = items.render if isinstance(items, Subscription) else None
     async with aclosing(asse_from(session.session_id, items, writer, shared_render)) as stream:
         async for message in stream:
             yield message

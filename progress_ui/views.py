@@ -141,16 +141,15 @@ class NDJSONView(StreamView):
         return streaming.json_lines(session.session_id, items)
 
     def get_async_stream(self, session: ProgressSession) -> AsyncIterator[str]:
-        from .hub import get_hub
+        from .hub import follow
 
         poll, limit = self.get_poll_interval(), self.get_max_duration()
 
         async def lines() -> AsyncIterator[str]:
-            # get_hub() needs the running loop: look it up once iteration starts.
-            if self.shared_poller:
-                items: Any = get_hub().subscribe(session, poll_interval=poll, max_duration=limit)
-            else:
-                items = streaming.asnapshots(session, poll_interval=poll, max_duration=limit)
+            # follow() needs the running loop: call it once iteration starts.
+            items = follow(
+                session, poll_interval=poll, max_duration=limit, shared=self.shared_poller
+            )
             async for line in streaming.ajson_lines(session.session_id, items):
                 yield line
 
