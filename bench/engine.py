@@ -11,14 +11,10 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import sys
 import threading
 import time
 from concurrent.futures import Future
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tests.settings")
 os.environ.setdefault("PROGRESS_TEST_DB", "/tmp/progress-bench.sqlite3")
 os.environ.setdefault("PROGRESS_TEST_CACHE_DIR", "/tmp/progress-bench-cache")
 
@@ -30,9 +26,9 @@ def main() -> None:
     parser.add_argument("--tasks", type=int, default=10)
     args = parser.parse_args()
 
-    import django
+    import _django  # bench/ is the script's folder, so first on sys.path
 
-    django.setup()
+    _django.setup()
     from django.core.cache import caches
     from django.core.management import call_command
     from django.test.utils import override_settings

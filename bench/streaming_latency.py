@@ -15,23 +15,15 @@ Usage: .venv/bin/python bench/streaming_latency.py [--trials 30]
 from __future__ import annotations
 
 import argparse
-import os
 import random
 import socket
 import statistics
-import sys
 import time
-from pathlib import Path
 from urllib.parse import urlsplit
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tests.settings")
-os.environ["PROGRESS_TEST_CACHE"] = "redis"
+import _django  # bench/ is the script's folder, so first on sys.path
 
-import django  # noqa: E402
-
-django.setup()
+_django.setup(cache="redis")
 
 from progress_ui import ProgressSession  # noqa: E402
 from tests.servers import run_server  # noqa: E402

@@ -14,20 +14,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
-import sys
 import threading
 import time
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tests.settings")
-os.environ["PROGRESS_TEST_CACHE"] = "redis"
+import _django  # bench/ is the script's folder, so first on sys.path
 
-import django  # noqa: E402
-
-django.setup()
+_django.setup(cache="redis")
 
 import aiohttp  # noqa: E402
 import redis  # noqa: E402
