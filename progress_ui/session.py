@@ -160,14 +160,18 @@ class ProgressSession:
         """Once the session has finished, give it its post-finish lifetime.
 
         Every writer stores its own record before reading the others, so the
-        last of concurrent finishers always sees the session as finished."""
+        last of concurrent finishers always sees the session as finished. The
+        description is this object's own (it never changes), not the one read
+        back: that key may have just expired (a cache that stores expiry to the
+        second can drop it early), and the write that finished the session has
+        just renewed it anyway."""
         conf = current_settings()
-        meta, records = store.read_all(self._id, list(self._names))
-        current = self._build(meta, records, None)
-        if meta is not None and current is not None and snap.is_finished(current):
+        _, records = store.read_all(self._id, list(self._names))
+        current = snap.build(self._id, self._names, records, time.time(), conf)
+        if snap.is_finished(current):
             terminal = ("complete", "completing", "error")
             finished = {t: r for t, r in records.items() if r["status"] in terminal}
-            store.extend(self._id, meta, finished, conf.FINISHED_TTL)
+            store.extend(self._id, self._meta, finished, conf.FINISHED_TTL)
 
     def start(self, task_id: str) -> None:
         """Mark a task RUNNING; its simulated percent starts moving. Starting a
