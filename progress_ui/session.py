@@ -347,6 +347,22 @@ class ProgressSession:
         self._check_task(task_id)
         return ParallelTask.track(self, task_id, future)
 
+    def enqueue(self, task_id: str, task: object, /, *args: object, **kwargs: object) -> object:
+        """Hand ``task`` (made with a ``progress_task`` decorator from
+        ``progress_ui.contrib``) to its task runner as ``task_id`` of this session,
+        with ``*args, **kwargs``. Returns what the runner returns (a Django
+        ``TaskResult``, a Celery ``AsyncResult``). An unknown task id raises
+        before anything is enqueued."""
+        self._check_task(task_id)
+        enqueue_progress = getattr(task, "enqueue_progress", None)
+        if enqueue_progress is None:
+            raise TypeError(
+                f"{task!r} is not a progress task: decorate it with "
+                "progress_ui.contrib.django_tasks.progress_task or "
+                "progress_ui.contrib.celery.progress_task."
+            )
+        return enqueue_progress(self, task_id, *args, **kwargs)
+
     # -- reads -------------------------------------------------------------------
 
     def read(self, now: float | None = None) -> SessionSnapshot | None:

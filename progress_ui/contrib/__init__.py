@@ -1,0 +1,1 @@
+"""Optional integrations: task runners. The core never imports these."""

@@ -1,0 +1,91 @@
+"""Running one piece of work as one task of a session, in whatever process runs it.
+
+Task runners (``progress_ui.contrib.django_tasks``, ``progress_ui.contrib.celery``,
+the mixins' thread pool) hand the work a :class:`TaskProgress` and call
+:func:`run_task`, which records start, completion and failure. Only the session
+id and the task id cross the process boundary: both are plain strings that
+every task queue can serialise.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from typing import Concatenate, ParamSpec, Protocol, TypeVar
+
+from .session import ProgressSession
+
+P = ParamSpec("P")
+R = TypeVar("R")
+T = TypeVar("T")
+
+
+class TaskProgress:
+    """What a piece of work sees of its task: report progress to it.
+
+    ``session`` is None when the session has expired or was deleted before the
+    work ran: the work still runs, and the reports go nowhere.
+    """
+
+    def __init__(self, session: ProgressSession | None, task_id: str) -> None:
+        self.session = session
+        self.task_id = task_id
+
+    @property
+    def session_id(self) -> str | None:
+        return None if self.session is None else self.session.session_id
+
+    def update(
+        self,
+        *,
+        current: float | None = None,
+        total: float | None = None,
+        percent: float | None = None,
+        message: str | None = None,
+    ) -> None:
+        """``ProgressSession.update`` for this task."""
+        if self.session is not None:
+            self.session.update(
+                self.task_id, current=current, total=total, percent=percent, message=message
+            )
+
+    def iterate(
+        self, iterable: Iterable[T], *, total: int | None = None, message: str | None = None
+    ) -> Iterator[T]:
+        """``ProgressSession.iterate`` for this task; the task completes when the
+        work returns, not when the iterable ends."""
+        if self.session is None:
+            return iter(iterable)
+        return self.session.iterate(
+            self.task_id, iterable, total=total, message=message, complete=False
+        )
+
+    def __repr__(self) -> str:
+        return f"<TaskProgress {self.session_id}/{self.task_id}>"
+
+
+def run_task(
+    session_id: str,
+    task_id: str,
+    func: Callable[Concatenate[TaskProgress, P], R],
+    /,
+    *args: P.args,
+    **kwargs: P.kwargs,
+) -> R:
+    """Run ``func(progress, *args, **kwargs)`` as ``task_id`` of the session
+    ``session_id``: RUNNING, then COMPLETING on return, or ERROR on an exception
+    (a ``ProgressError``'s text is shown, anything else the generic message),
+    which is re-raised so the task runner records the failure too."""
+    session = ProgressSession.get(session_id)
+    progress = TaskProgress(session, task_id)
+    if session is None:
+        return func(progress, *args, **kwargs)
+    return session.add_sequential(task_id, func, progress, *args, **kwargs).result
+
+
+class ProgressRunnable(Protocol):
+    """A task of a task runner that knows how to enqueue itself for a session
+    (what the ``progress_task`` decorators of ``progress_ui.contrib`` return)."""
+
+    def enqueue_progress(
+        self, session: ProgressSession, task_id: str, /, *args: object, **kwargs: object
+    ) -> object: ...
