@@ -13,7 +13,7 @@ PYTEST_ARGS ?=
 help:
 	@echo "make demo   - set up and serve the demo on http://127.0.0.1:8000"
 	@echo "make test   - set up and run the whole suite (Django 6.x on 3.12, Django 5.2 on 3.11)"
-	@echo "make lint   - ruff (lint + format check) and mypy --strict"
+	@echo "make lint   - ruff (lint + format check), mypy --strict, import layers"
 	@echo "make bench  - run the benchmarks in bench/"
 
 $(VENV)/.installed: pyproject.toml
@@ -55,6 +55,7 @@ lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check progress_ui tests demo bench
 	$(VENV)/bin/ruff format --check progress_ui tests demo bench
 	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
 
 format: $(VENV)/.installed
 	$(VENV)/bin/ruff check --fix progress_ui tests demo bench

@@ -68,8 +68,8 @@ def failing_job(session: ProgressSession) -> None:
         pause(0.01)
 
     def upload() -> None:
-        # (Long enough that "export" has finished its completing animation when
-        # this fails: a session's stream ends at its first error.)
+        # The browser's stream ends once this fails: by then no other task is
+        # still running (the export finished above).
         for n in session.iterate("upload", range(100), complete=False):
             pause(0.02)
             if n == 62:

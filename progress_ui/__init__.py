@@ -2,43 +2,46 @@
 
 from __future__ import annotations
 
+from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
+
+#: Public name -> the module that defines it. Loaded on first access, so that
+#: ``import progress_ui`` (e.g. from INSTALLED_APPS) never touches Django
+#: settings before they are configured.
+_EXPORTS = {
+    "ParallelTask": ".handles",
+    "SequentialTask": ".handles",
+    "ProgressError": ".exceptions",
+    "UnknownTaskError": ".exceptions",
+    "ProgressSession": ".session",
+    "ProgressStatus": ".status",
+    "ReportedStatus": ".status",
+    "TaskProgress": ".work",
+}
 
 __all__ = [
     "ParallelTask",
     "ProgressError",
     "ProgressSession",
     "ProgressStatus",
+    "ReportedStatus",
     "SequentialTask",
+    "TaskProgress",
     "UnknownTaskError",
 ]
 
 if TYPE_CHECKING:
     from .exceptions import ProgressError, UnknownTaskError
+    from .handles import ParallelTask, SequentialTask
     from .session import ProgressSession
-    from .status import ProgressStatus
-    from .tasks import ParallelTask, SequentialTask
+    from .status import ProgressStatus, ReportedStatus
+    from .work import TaskProgress
 
 
 def __getattr__(name: str) -> Any:
-    # Lazy, so `import progress_ui` (e.g. from INSTALLED_APPS) never touches
-    # Django settings before they are configured.
-    if name == "ProgressSession":
-        from .session import ProgressSession
-
-        return ProgressSession
-    if name == "ProgressStatus":
-        from .status import ProgressStatus
-
-        return ProgressStatus
-    if name in ("SequentialTask", "ParallelTask"):
-        from . import tasks
-
-        return getattr(tasks, name)
-    if name in ("ProgressError", "UnknownTaskError"):
-        from . import exceptions
-
-        return getattr(exceptions, name)
-    raise AttributeError(f"module 'progress_ui' has no attribute {name!r}")
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'progress_ui' has no attribute {name!r}")
+    return getattr(import_module(module, __name__), name)

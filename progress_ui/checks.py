@@ -5,7 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from django.conf import settings as django_settings
+from django.core.cache import caches
 from django.core.checks import CheckMessage, Error, Tags, Warning, register
+from django.db import router
 
 from .conf import settings
 
@@ -18,17 +20,17 @@ PER_PROCESS_BACKENDS = (
 
 @register(Tags.caches, Tags.compatibility)
 def check_cache(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
-    caches = getattr(django_settings, "CACHES", {})
+    configured = getattr(django_settings, "CACHES", {})
     alias = settings.CACHE_ALIAS
-    if alias not in caches:
+    if alias not in configured:
         return [
             Error(
                 f"PROGRESS_UI['CACHE_ALIAS'] is {alias!r}, which is not in CACHES.",
-                hint=f"Use one of: {', '.join(caches) or '(none configured)'}.",
+                hint=f"Use one of: {', '.join(configured) or '(none configured)'}.",
                 id="progress_ui.E001",
             )
         ]
-    backend = caches[alias].get("BACKEND", "")
+    backend = configured[alias].get("BACKEND", "")
     if backend == "django.core.cache.backends.dummy.DummyCache":
         return [
             Error(
@@ -54,9 +56,6 @@ def check_cache(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
 
 
 def _check_database_cache(alias: str) -> list[CheckMessage]:
-    from django.core.cache import caches
-    from django.db import router
-
     cache_model = caches[alias].cache_model_class  # type: ignore[attr-defined]
     db_alias = router.db_for_write(cache_model)
     db: dict[str, Any] = django_settings.DATABASES.get(db_alias, {})

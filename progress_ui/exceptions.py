@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .text import clean_text
+from .validation import clean_text
 
 
 class ProgressError(Exception):

@@ -5,9 +5,10 @@ thousand viewers that is ten thousand cache calls a second, each a thread hop.
 Here the first viewer of a session starts a poller task that reads the session
 once per interval and publishes changed snapshots; every viewer (a
 :class:`Subscription`) waits on the same event and applies the usual emit/stop
-rule (``streaming._Follower``) to what was published, keeping its own heartbeat
-and maximum duration. The poller stops when the session finishes or vanishes, or
-when its last viewer leaves.
+rule (``follow.FollowRule``) to what was published, keeping its own heartbeat
+and maximum duration. The poller stops when the session settles or vanishes, or
+when its last viewer leaves. Viewers that render with the same function share
+one rendering per published snapshot (:meth:`Subscription.render`).
 
 Everything here runs on one event loop; :func:`get_hub` keeps one hub per loop.
 """
@@ -24,8 +25,8 @@ from collections.abc import AsyncIterable, AsyncIterator, Callable
 from typing import TYPE_CHECKING
 
 from .conf import current as current_settings
+from .follow import FollowRule, afollow_snapshots
 from .snapshot import SessionSnapshot
-from .streaming import _Follower, asnapshots
 
 if TYPE_CHECKING:
     from .session import ProgressSession
@@ -58,8 +59,6 @@ class _Channel:
         #: Replaced on every publication, so one ``set()`` wakes every waiting viewer.
         self.changed = asyncio.Event()
         self.subscribers = 0
-        #: Cache reads made by this poller (for tests and benchmarks).
-        self.reads = 0
         self._memo: tuple[SessionSnapshot, object, str] | None = None
         # A fresh context: the poller outlives the request that started it, and must
         # not keep that request's thread-sensitive executor (or other state) alive.
@@ -77,10 +76,9 @@ class _Channel:
 
     async def _poll(self) -> None:
         # The shared rule without a deadline: publish changes, stop when final.
-        follower = _Follower(self.session, max_duration=math.inf)
+        follower = FollowRule(self.session, max_duration=math.inf)
         try:
             while True:
-                self.reads += 1
                 current = await self.session.aread()
                 for item in follower.step(current):
                     if item is not None:  # heartbeats are per viewer
@@ -96,7 +94,9 @@ class _Channel:
             self._publish(None)
 
     def render(self, snapshot: SessionSnapshot, fn: Callable[[SessionSnapshot], str]) -> str:
-        """``fn(snapshot)``, computed once per published snapshot for all viewers."""
+        """``fn(snapshot)``, computed once per published snapshot for all viewers
+        that pass the same ``fn`` (compared with ``==``: a bound method of a
+        per-request object is a different ``fn`` for every viewer)."""
         memo = self._memo
         if memo is not None and memo[0] is snapshot and memo[1] == fn:
             return memo[2]
@@ -135,7 +135,7 @@ class Subscription:
         # Joining here (not in __init__) means an iterator never started never
         # holds a poller.
         channel = self._channel = self._hub._join(self._session, self._interval)
-        follower = _Follower(self._session, self._max_duration)
+        follower = FollowRule(self._session, self._max_duration)
         seen = 0
         try:
             while True:
@@ -235,7 +235,7 @@ def follow(
     event loop (the hub is per loop)."""
     if shared:
         return get_hub().subscribe(session, poll_interval=poll_interval, max_duration=max_duration)
-    return asnapshots(session, poll_interval=poll_interval, max_duration=max_duration)
+    return afollow_snapshots(session, poll_interval=poll_interval, max_duration=max_duration)
 
 
 def get_hub() -> Hub:

@@ -26,8 +26,6 @@ class TaskRecord(TypedDict):
     #: Percent reported directly with ``update(percent=...)``.
     percent: float | None
     message: str
-    #: Bumped on every write by this task's writer.
-    rev: int
 
 
 def new_record() -> TaskRecord:
@@ -40,7 +38,6 @@ def new_record() -> TaskRecord:
         total=None,
         percent=None,
         message="",
-        rev=0,
     )
 
 
@@ -58,7 +55,7 @@ def measured_percent(record: TaskRecord) -> float | None:
     return real_percent(record["current"], record["total"])
 
 
-def read(record: TaskRecord, now: float, conf: ProgressSettings) -> TaskReading:
+def reading_at(record: TaskRecord, now: float, conf: ProgressSettings) -> TaskReading:
     """The task's status and displayed percent at ``now``."""
     status = ProgressStatus(record["status"])
     if status is ProgressStatus.PENDING:

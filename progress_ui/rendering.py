@@ -4,8 +4,8 @@ fragments that SSE messages carry.
 A session renders as regions with globally unique ids: a summary (overall
 bar), a live status line (``role="status"``), and one region per task. The
 initial render and every SSE message fill those regions from the same
-templates (``progress_ui/summary.html``, ``status.html``, ``task.html``), so an
-update swaps in exactly what a fresh page load would show.
+templates (``progress_ui/summary.html``, ``status.html``, ``bar_inner.html``), so
+an update swaps in exactly what a fresh page load would show.
 
 Everything user-supplied (task names, messages) goes through Django's
 autoescaping; nothing here marks it safe.
@@ -14,7 +14,7 @@ autoescaping; nothing here marks it safe.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 from django.core.exceptions import ImproperlyConfigured
 from django.template.loader import render_to_string
@@ -24,23 +24,23 @@ from django.utils.safestring import SafeString
 from django.utils.translation import gettext, ngettext
 
 from .conf import current as current_settings
-from .snapshot import SessionSnapshot, TaskSnapshot, is_finished
+from .session import ProgressSession
+from .snapshot import SessionSnapshot, TaskSnapshot, is_settled
 from .sse import DONE_EVENT
+from .status import ReportedStatus
 
 if TYPE_CHECKING:
     from django.http import HttpRequest
 
-    from .session import ProgressSession
-
 __all__ = [
-    "BarView",
-    "SessionView",
+    "BarDisplay",
+    "SessionDisplay",
     "htmx_version",
     "region_id",
     "render_bar",
     "render_partials",
     "render_session",
-    "session_view",
+    "session_display",
     "snapshot_of",
 ]
 
@@ -48,8 +48,6 @@ SUMMARY_REGION = "summary"
 STATUS_REGION = "status"
 #: Task ids never contain ":", so task regions cannot collide with other regions.
 TASK_REGION_PREFIX = "task:"
-
-Status = Literal["pending", "running", "complete", "error"]
 
 
 def region_id(session_id: str, region: str) -> str:
@@ -62,17 +60,17 @@ def task_region(session_id: str, task_id: str) -> str:
     return region_id(session_id, TASK_REGION_PREFIX + task_id)
 
 
-# -- view models ---------------------------------------------------------------
+# -- display models ------------------------------------------------------------
 
 
 @dataclass(frozen=True)
-class BarView:
-    """Everything ``progress_ui/task.html`` shows for one bar."""
+class BarDisplay:
+    """Everything ``progress_ui/bar_inner.html`` shows for one bar."""
 
     #: Element id prefix for the bar's parts; empty for a standalone bar (no ids).
     dom_id: str
     name: str
-    status: str
+    status: ReportedStatus
     percent: int
     message: str
     simulated: bool
@@ -84,15 +82,15 @@ class BarView:
 
     @property
     def is_error(self) -> bool:
-        return self.status == "error"
+        return self.status is ReportedStatus.ERROR
 
     @property
     def is_complete(self) -> bool:
-        return self.status == "complete"
+        return self.status is ReportedStatus.COMPLETE
 
 
 @dataclass(frozen=True)
-class SessionView:
+class SessionDisplay:
     """Everything the session templates show; built from one snapshot."""
 
     session_id: str
@@ -108,7 +106,7 @@ class SessionView:
     status_text: str
     done_count: int
     task_count: int
-    tasks: tuple[tuple[str, BarView], ...]
+    tasks: tuple[tuple[str, BarDisplay], ...]
 
     @property
     def show_overall(self) -> bool:
@@ -133,16 +131,27 @@ def _number(value: float) -> str:
     return formats.number_format(shown, force_grouping=True)
 
 
+def _reported(status: object) -> ReportedStatus:
+    # Standalone bars take any text; unknown values show as running.
+    try:
+        return ReportedStatus(str(status))
+    except ValueError:
+        return ReportedStatus.RUNNING
+
+
 def status_label(status: str, *, expired: bool = False) -> str:
     if expired:
         return gettext("Expired")
     labels = {
-        "pending": gettext("Waiting"),
-        "running": gettext("In progress"),
-        "complete": gettext("Complete"),
-        "error": gettext("Failed"),
+        ReportedStatus.PENDING: gettext("Waiting"),
+        ReportedStatus.RUNNING: gettext("In progress"),
+        ReportedStatus.COMPLETE: gettext("Complete"),
+        ReportedStatus.ERROR: gettext("Failed"),
     }
-    return labels.get(status, status)
+    try:
+        return labels[ReportedStatus(status)]
+    except ValueError:
+        return str(status)
 
 
 def count_text(current: float | None, total: float | None) -> str:
@@ -159,7 +168,7 @@ def count_text(current: float | None, total: float | None) -> str:
 def make_bar(
     *,
     name: str,
-    status: str = "running",
+    status: str = ReportedStatus.RUNNING,
     percent: object = 0,
     message: str = "",
     simulated: bool = False,
@@ -167,29 +176,30 @@ def make_bar(
     total: float | None = None,
     dom_id: str = "",
     expired: bool = False,
-) -> BarView:
-    """A :class:`BarView` from plain values (used for tasks and standalone bars)."""
+) -> BarDisplay:
+    """A :class:`BarDisplay` from plain values (used for tasks and standalone bars)."""
     pct = _clamp_percent(percent)
+    shown = _reported(status)
     label = status_label(status, expired=expired)
     counts = count_text(current, total)
     parts = [gettext("%(percent)s percent") % {"percent": pct}]
     if counts:
         parts.append(counts)
     parts.append(label)
-    return BarView(
+    return BarDisplay(
         dom_id=dom_id,
         name=_one_line_breaks(name),
-        status=status if status in ("pending", "running", "complete", "error") else "running",
+        status=shown,
         percent=pct,
         message=_one_line_breaks(message),
-        simulated=bool(simulated) and status == "running",
+        simulated=bool(simulated) and shown is ReportedStatus.RUNNING,
         count_text=counts,
         status_label=label,
         value_text=", ".join(parts),
     )
 
 
-def _task_bar(session_id: str, task_id: str, task: TaskSnapshot, expired: bool) -> BarView:
+def _task_bar(session_id: str, task_id: str, task: TaskSnapshot, expired: bool) -> BarDisplay:
     return make_bar(
         name=task["name"],
         status=task["status"],
@@ -206,10 +216,10 @@ def _task_bar(session_id: str, task_id: str, task: TaskSnapshot, expired: bool) 
 def _status_text(snapshot: SessionSnapshot, done: int, total: int) -> str:
     if snapshot["expired"]:
         return gettext("This progress is no longer available.")
-    status = snapshot["status"]
+    status = ReportedStatus(snapshot["status"])
     tasks = snapshot["tasks"]
-    if status == "error":
-        failed = [t for t in tasks.values() if t["status"] == "error"]
+    if status is ReportedStatus.ERROR:
+        failed = [t for t in tasks.values() if t["status"] == ReportedStatus.ERROR]
         first = failed[0] if failed else None
         if first is None:
             return gettext("Failed.")
@@ -219,16 +229,16 @@ def _status_text(snapshot: SessionSnapshot, done: int, total: int) -> str:
             "name": _one_line_breaks(first["name"]),
             "message": _one_line_breaks(first["message"]),
         }
-    if status == "complete":
+    if status is ReportedStatus.COMPLETE:
         return ngettext("Complete.", "All %(count)s tasks complete.", total) % {"count": total}
-    if status == "pending":
+    if status is ReportedStatus.PENDING:
         return gettext("Waiting to start.")
     return ngettext(
         "%(done)s of %(count)s task finished.", "%(done)s of %(count)s tasks finished.", total
     ) % {"done": done, "count": total}
 
 
-def session_view(snapshot: SessionSnapshot) -> SessionView:
+def session_display(snapshot: SessionSnapshot) -> SessionDisplay:
     """The display model of one snapshot (pure: no I/O, no settings)."""
     sid = snapshot["session_id"]
     expired = bool(snapshot["expired"])
@@ -236,13 +246,13 @@ def session_view(snapshot: SessionSnapshot) -> SessionView:
         (task_id, _task_bar(sid, task_id, task, expired))
         for task_id, task in snapshot["tasks"].items()
     )
-    done = sum(1 for _, bar in tasks if bar.status in ("complete", "error"))
+    done = sum(1 for _, bar in tasks if bar.status.is_final)
     overall = _clamp_percent(snapshot["overall_percent"])
     status = snapshot["status"]
-    return SessionView(
+    return SessionDisplay(
         session_id=sid,
         status=status,
-        finished=is_finished(snapshot),
+        finished=is_settled(snapshot),
         expired=expired,
         overall_percent=overall,
         overall_value_text=gettext("%(percent)s percent, %(state)s")
@@ -287,13 +297,9 @@ def snapshot_of(session: ProgressSession | SessionSnapshot) -> SessionSnapshot:
     """Accept a ``ProgressSession`` (read now) or an already-read snapshot."""
     if isinstance(session, dict):
         return session
-    to_dict = getattr(session, "to_dict", None)
-    if to_dict is None:
-        raise TypeError(
-            f"Expected a ProgressSession or a snapshot dict, got {type(session).__name__}."
-        )
-    result: SessionSnapshot = to_dict()
-    return result
+    if isinstance(session, ProgressSession):
+        return session.to_dict()
+    raise TypeError(f"Expected a ProgressSession or a snapshot dict, got {type(session).__name__}.")
 
 
 # -- rendering ---------------------------------------------------------------------
@@ -312,8 +318,8 @@ def _from_htmx(request: HttpRequest | None) -> bool:
 def render_partials(snapshot: SessionSnapshot) -> SafeString:
     """One ``<hx-partial>`` per region, the payload of one SSE message. Each
     partial's inner HTML equals what :func:`render_session` puts in that region."""
-    view = session_view(snapshot)
-    return SafeString(_render("progress_ui/partials.html", {"view": view}).strip())
+    display = session_display(snapshot)
+    return SafeString(_render("progress_ui/partials.html", {"display": display}).strip())
 
 
 def render_session(
@@ -338,9 +344,9 @@ def render_session(
     current page for a GET request, else the HTML fragment endpoint.
     """
     snapshot = snapshot_of(session)
-    view = session_view(snapshot)
+    display = session_display(snapshot)
     context: dict[str, Any] = {
-        "view": view,
+        "display": display,
         "title": title,
         "htmx_version": htmx_version(htmx),
         "sse_url": "",
@@ -348,10 +354,10 @@ def render_session(
         "refresh_url": "",
         "done_event": DONE_EVENT,
     }
-    if not view.finished:
+    if not display.finished:
         if transport != "poll":
-            context["sse_url"] = progress_url("sse", view.session_id)
-        context["poll_url"] = progress_url("fragment", view.session_id) + "?transport=poll"
+            context["sse_url"] = progress_url("sse", display.session_id)
+        context["poll_url"] = progress_url("fragment", display.session_id) + "?transport=poll"
         # htmx parses responses with scripting off: a <noscript> meta refresh in a
         # swapped-in fragment would come alive and reload the page. So only
         # full-page renders get the no-JS refresh.
@@ -360,7 +366,7 @@ def render_session(
                 if request is not None and request.method in ("GET", "HEAD"):
                     refresh_url = request.get_full_path()
                 else:
-                    refresh_url = progress_url("fragment", view.session_id)
+                    refresh_url = progress_url("fragment", display.session_id)
             context["refresh_url"] = refresh_url
     return SafeString(_render("progress_ui/session.html", context, request).strip())
 
@@ -369,7 +375,7 @@ def render_bar(
     *,
     name: str,
     percent: object = 0,
-    status: str = "running",
+    status: str = ReportedStatus.RUNNING,
     message: str = "",
     simulated: bool = False,
     current: float | None = None,

@@ -14,20 +14,19 @@ from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sized
 from concurrent.futures import Future
 from typing import TYPE_CHECKING, ParamSpec, TypeVar
 
-from . import records as rec
-from . import snapshot as snap
 from . import store
 from .conf import current as current_settings
-from .exceptions import UnknownTaskError, user_message
-from .records import TaskRecord
-from .snapshot import SessionSnapshot
-from .status import ProgressStatus
-from .text import clean_text, is_valid_session_id, validate_task_id
+from .exceptions import ProgressError, UnknownTaskError, user_message
+from .follow import afollow_snapshots, ajson_lines, follow_snapshots, json_lines
+from .handles import ParallelTask, SequentialTask
+from .ownership import owner_for_request
+from .records import TaskRecord, new_record, reading_at
+from .snapshot import SessionSnapshot, build_snapshot, expired_snapshot, is_settled
+from .status import ProgressStatus, ReportedStatus
+from .validation import clean_text, is_valid_session_id, validate_task_id
 
 if TYPE_CHECKING:
     from django.http import HttpRequest
-
-    from .tasks import ParallelTask, SequentialTask
 
 logger = logging.getLogger("progress_ui")
 
@@ -81,14 +80,10 @@ class ProgressSession:
             for t, name in tasks.items()
         ]
         if request is not None and owner is None:
-            from .access import owner_for_request
-
             owner = owner_for_request(request)
-        meta = store.SessionMeta(
-            format=store.FORMAT, tasks=pairs, owner=owner, created_at=time.time()
-        )
+        meta = store.SessionMeta(format=store.FORMAT, tasks=pairs, owner=owner)
         session_id = new_session_id()
-        store.create(session_id, meta, {t: rec.new_record() for t, _ in pairs}, conf.TTL)
+        store.create(session_id, meta, {t: new_record() for t, _ in pairs}, conf.TTL)
         return cls(session_id, meta)
 
     @classmethod
@@ -142,18 +137,17 @@ class ProgressSession:
         """
         self._check_task(task_id)
         conf = current_settings()
-        record = store.read_task(self._id, task_id) or rec.new_record()
+        record = store.read_task(self._id, task_id) or new_record()
         now = time.time()
-        shown = rec.read(record, now, conf)
-        if shown.status is ProgressStatus.COMPLETE and record["status"] != "complete":
+        shown = reading_at(record, now, conf)
+        if shown.status is ProgressStatus.COMPLETE:
             # A COMPLETING record whose animation has ended: store what it reads as.
             record["status"] = ProgressStatus.COMPLETE.value
         record["floor"] = max(record["floor"], shown.percent)
         if not change(record, now):
             return
-        record["rev"] += 1
         store.write_task(self._id, self._meta, task_id, record, conf.TTL)
-        if record["status"] in ("complete", "completing", "error"):
+        if ProgressStatus(record["status"]).work_ended:
             self._keep_if_finished()
 
     def _keep_if_finished(self) -> None:
@@ -167,11 +161,10 @@ class ProgressSession:
         just renewed it anyway."""
         conf = current_settings()
         _, records = store.read_all(self._id, list(self._names))
-        current = snap.build(self._id, self._names, records, time.time(), conf)
-        if snap.is_finished(current):
-            terminal = ("complete", "completing", "error")
-            finished = {t: r for t, r in records.items() if r["status"] in terminal}
-            store.extend(self._id, self._meta, finished, conf.FINISHED_TTL)
+        current = build_snapshot(self._id, self._names, records, time.time(), conf)
+        if is_settled(current):
+            ended = {t: r for t, r in records.items() if ProgressStatus(r["status"]).work_ended}
+            store.renew_finished(self._id, self._meta, ended, conf.FINISHED_TTL)
 
     def start(self, task_id: str) -> None:
         """Mark a task RUNNING; its simulated percent starts moving. Starting a
@@ -184,7 +177,7 @@ class ProgressSession:
                 r["started_at"] = now
                 r["floor"] = 0.0
                 return True
-            if status.is_finished:
+            if status.is_final:
                 raise ValueError(
                     f"Task {task_id!r} already finished ({status.value}); "
                     "create a new session to run it again."
@@ -200,8 +193,7 @@ class ProgressSession:
         conf = current_settings()
 
         def change(r: TaskRecord, now: float) -> bool:
-            status = ProgressStatus(r["status"])
-            if status.is_finished or status is ProgressStatus.COMPLETING:
+            if ProgressStatus(r["status"]).work_ended:
                 return False
             if r["started_at"] is None:
                 r["started_at"] = now
@@ -222,7 +214,7 @@ class ProgressSession:
         )
 
         def change(r: TaskRecord, now: float) -> bool:
-            if ProgressStatus(r["status"]).is_finished:
+            if ProgressStatus(r["status"]).is_final:
                 return False
             r["status"] = ProgressStatus.ERROR.value
             r["finished_at"] = now
@@ -237,8 +229,6 @@ class ProgressSession:
         """Mark a task ERROR because of ``exc``: a ``ProgressError``'s text is shown,
         anything else shows the generic message and is logged with its traceback."""
         conf = current_settings()
-        from .exceptions import ProgressError
-
         if not isinstance(exc, ProgressError):
             logger.error(
                 "progress_ui task %r of session %s failed",
@@ -271,7 +261,7 @@ class ProgressSession:
 
         def change(r: TaskRecord, now: float) -> bool:
             status = ProgressStatus(r["status"])
-            if status.is_finished or status is ProgressStatus.COMPLETING:
+            if status.work_ended:
                 return False
             if status is ProgressStatus.PENDING:
                 r["status"] = ProgressStatus.RUNNING.value
@@ -334,16 +324,12 @@ class ProgressSession:
         COMPLETING or ERROR. Exceptions are stored on the returned task
         (``.result`` re-raises them); KeyboardInterrupt and the like mark the task
         ERROR and propagate."""
-        from .tasks import SequentialTask
-
         self._check_task(task_id)
         return SequentialTask.run(self, task_id, func, *args, **kwargs)
 
     def add_parallel(self, task_id: str, future: Future[R]) -> ParallelTask[R]:
         """Track ``future`` as task ``task_id``: RUNNING now, COMPLETING or ERROR
         when it resolves (through ``add_done_callback``; no thread is started)."""
-        from .tasks import ParallelTask
-
         self._check_task(task_id)
         return ParallelTask.track(self, task_id, future)
 
@@ -383,7 +369,7 @@ class ProgressSession:
     ) -> SessionSnapshot | None:
         if meta is None:
             return None
-        return snap.build(
+        return build_snapshot(
             self._id,
             self._names,
             records,
@@ -393,10 +379,10 @@ class ProgressSession:
 
     def to_dict(self) -> SessionSnapshot:
         """The current snapshot; a vanished session reads as ``expired``."""
-        return self.read() or snap.expired(self._id, self._names)
+        return self.read() or expired_snapshot(self._id, self._names)
 
-    def _statuses(self) -> dict[str, str]:
-        return {t: s["status"] for t, s in self.to_dict()["tasks"].items()}
+    def _statuses(self) -> list[ReportedStatus]:
+        return [ReportedStatus(t["status"]) for t in self.to_dict()["tasks"].values()]
 
     @property
     def status(self) -> ProgressStatus:
@@ -405,16 +391,16 @@ class ProgressSession:
 
     @property
     def has_error(self) -> bool:
-        return "error" in self._statuses().values()
+        return ReportedStatus.ERROR in self._statuses()
 
     @property
     def is_complete(self) -> bool:
-        return all(s == "complete" for s in self._statuses().values())
+        return all(s is ReportedStatus.COMPLETE for s in self._statuses())
 
     @property
     def is_running(self) -> bool:
         """True while any task is RUNNING or COMPLETING."""
-        return "running" in self._statuses().values()
+        return ReportedStatus.RUNNING in self._statuses()
 
     @property
     def overall_percent(self) -> int:
@@ -423,52 +409,14 @@ class ProgressSession:
     # -- streams ---------------------------------------------------------------
 
     def stream(self, poll_interval: float = 0.1) -> Iterator[str]:
-        """Newline-terminated JSON snapshots, each when the state changed, until
-        the session completes, errors or expires."""
-        from .streaming import ndjson_stream
-
-        return ndjson_stream(self, poll_interval=poll_interval)
+        """NDJSON: one JSON snapshot per line, each when the state changed, until
+        the session settles or expires (see ``progress_ui.follow``)."""
+        items = follow_snapshots(self, poll_interval=poll_interval)
+        return json_lines(self._id, items)
 
     def astream(self, poll_interval: float = 0.1) -> AsyncIterator[str]:
         """Async :meth:`stream`."""
-        from .streaming import andjson_stream
-
-        return andjson_stream(self, poll_interval=poll_interval)
-
-    def sse(
-        self,
-        *,
-        last_event_id: str | None = None,
-        poll_interval: float | None = None,
-        max_duration: float | None = None,
-    ) -> Iterator[str]:
-        """Server-sent events carrying rendered fragments until the session
-        finishes (see ``progress_ui.sse``); polls the cache for this viewer."""
-        from .sse import sse_stream
-
-        return sse_stream(
-            self,
-            last_event_id=last_event_id,
-            poll_interval=poll_interval,
-            max_duration=max_duration,
-        )
-
-    def asse(
-        self,
-        *,
-        last_event_id: str | None = None,
-        poll_interval: float | None = None,
-        max_duration: float | None = None,
-    ) -> AsyncIterator[str]:
-        """Async :meth:`sse`; viewers in one event loop share one poller."""
-        from .sse import asse_stream
-
-        return asse_stream(
-            self,
-            last_event_id=last_event_id,
-            poll_interval=poll_interval,
-            max_duration=max_duration,
-        )
+        return ajson_lines(self._id, afollow_snapshots(self, poll_interval=poll_interval))
 
     def delete(self) -> None:
         """Remove the session from the cache now."""

@@ -3,16 +3,17 @@
 
 from __future__ import annotations
 
+import json
 from typing import TypedDict
 
 from .conf import ProgressSettings
-from .records import TaskRecord, aggregate_status, new_record, read
-from .status import ProgressStatus
+from .records import TaskRecord, aggregate_status, new_record, reading_at
+from .status import ProgressStatus, ReportedStatus
 
 
 class TaskSnapshot(TypedDict):
     name: str
-    #: ``pending``, ``running``, ``complete`` or ``error`` (COMPLETING reads as running).
+    #: A ``ReportedStatus`` value (COMPLETING reads as ``running``).
     status: str
     percent: int
     message: str
@@ -32,10 +33,7 @@ class SessionSnapshot(TypedDict):
     expired: bool
 
 
-FINISHED = ("complete", "error")
-
-
-def build(
+def build_snapshot(
     session_id: str,
     names: dict[str, str],
     records: dict[str, TaskRecord],
@@ -47,12 +45,12 @@ def build(
     total_percent = 0.0
     for task_id, name in names.items():
         record = records.get(task_id) or new_record()
-        reading = read(record, now, conf)
+        reading = reading_at(record, now, conf)
         statuses.append(reading.status)
         total_percent += reading.percent
         tasks[task_id] = TaskSnapshot(
             name=name,
-            status=reading.status.public,
+            status=reading.status.reported.value,
             # floor, so 99.6 never shows as a finished-looking 100
             percent=int(reading.percent),
             message=record["message"],
@@ -63,23 +61,23 @@ def build(
     overall = int(total_percent / len(names)) if names else 0
     return SessionSnapshot(
         session_id=session_id,
-        status=aggregate_status(statuses).public,
+        status=aggregate_status(statuses).reported.value,
         overall_percent=overall,
         tasks=tasks,
         expired=False,
     )
 
 
-def expired(session_id: str, names: dict[str, str]) -> SessionSnapshot:
+def expired_snapshot(session_id: str, names: dict[str, str]) -> SessionSnapshot:
     """The final snapshot of a session that is gone from the cache."""
     return SessionSnapshot(
         session_id=session_id,
-        status=ProgressStatus.ERROR.value,
+        status=ReportedStatus.ERROR.value,
         overall_percent=0,
         tasks={
             t: TaskSnapshot(
                 name=n,
-                status=ProgressStatus.ERROR.value,
+                status=ReportedStatus.ERROR.value,
                 percent=0,
                 message="",
                 current=None,
@@ -92,15 +90,22 @@ def expired(session_id: str, names: dict[str, str]) -> SessionSnapshot:
     )
 
 
-def is_finished(snap: SessionSnapshot) -> bool:
-    """True when nothing more will change without new work: the session expired,
-    or no task is running and the session is complete or has an error.
+def is_settled(snap: SessionSnapshot) -> bool:
+    """True when nothing more will change without new work, so a stream of the
+    session can end: the session expired, or no task is running and the session
+    is complete or has an error.
 
-    A failed task does not end the session while others still run (their bars
+    A failed task does not settle the session while others still run (their bars
     would freeze mid-way); pending tasks after a failure may never start, so they
     do not keep it open."""
     if snap["expired"]:
         return True
-    if any(t["status"] == "running" for t in snap["tasks"].values()):
+    if any(t["status"] == ReportedStatus.RUNNING for t in snap["tasks"].values()):
         return False
-    return snap["status"] in FINISHED
+    return ReportedStatus(snap["status"]).is_final
+
+
+def to_json(snap: SessionSnapshot) -> str:
+    """The snapshot as compact JSON text: the payload of NDJSON lines and
+    JSON answers."""
+    return json.dumps(snap, separators=(",", ":"), sort_keys=True)

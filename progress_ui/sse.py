@@ -1,7 +1,8 @@
-"""Server-sent events: the wire format (pure functions) and the SSE streams of a session.
+"""Server-sent events: the wire format. Pure: no I/O, no templates.
 
-A progress message is unnamed (htmx 2 with ``sse-swap="message"`` and htmx 4 both
-swap it) and carries ``render_partials(snapshot)``, one ``data:`` line per line::
+The streams that use it are in ``progress_ui.sse_streams``. A progress message
+is unnamed (htmx 2 with ``sse-swap="message"`` and htmx 4 both swap it) and
+carries the rendered fragments of a snapshot, one ``data:`` line per line::
 
     id: 1764273600000
     retry: 2000
@@ -20,27 +21,11 @@ which htmx treats as a broken connection.)
 
 from __future__ import annotations
 
-import logging
 import time
-from collections.abc import (
-    AsyncGenerator,
-    AsyncIterable,
-    AsyncIterator,
-    Callable,
-    Iterable,
-    Iterator,
-)
-from contextlib import aclosing
-from typing import TYPE_CHECKING
+from collections.abc import Callable
 
-from . import snapshot as snap
 from .conf import current as current_settings
 from .snapshot import SessionSnapshot
-
-if TYPE_CHECKING:
-    from .session import ProgressSession
-
-logger = logging.getLogger("progress_ui")
 
 CONTENT_TYPE = "text/event-stream; charset=utf-8"
 #: A comment line: ignored by EventSource, keeps proxies from closing an idle stream.
@@ -112,21 +97,21 @@ def first_event_id(last_event_id: str | None, now: float | None = None) -> int:
     return clock if last is None else max(last + 1, clock)
 
 
-class SSEWriter:
+class SSEFormatter:
     """Formats one stream's messages: increasing ids, ``retry:`` on the first
     message only. ``render`` turns a snapshot into the message payload."""
 
     def __init__(
         self,
+        render: Render,
         *,
         last_event_id: str | None = None,
         retry_ms: int | None = None,
-        render: Render | None = None,
         now: float | None = None,
     ) -> None:
         self._next_id = first_event_id(last_event_id, now)
         self._retry = current_settings().SSE_RETRY_MS if retry_ms is None else retry_ms
-        self.render: Render = render or default_render
+        self.render = render
         self.sent_messages = 0
 
     def _id_and_retry(self) -> tuple[int, int | None]:
@@ -153,112 +138,3 @@ class SSEWriter:
         text = current_settings().GENERIC_ERROR_MESSAGE if message is None else message
         event_id, retry = self._id_and_retry()
         return [format_error(text, event_id=event_id, retry=retry), self.done()]
-
-
-def default_render(data: SessionSnapshot) -> str:
-    # Looked up at call time: the front-end owns rendering.render_partials.
-    from . import rendering
-
-    return str(rendering.render_partials(data))
-
-
-# -- streams -------------------------------------------------------------------
-
-
-def _log_failure(session_id: str) -> None:
-    logger.exception("progress_ui: SSE stream of session %s failed", session_id)
-
-
-def sse_from(
-    session_id: str, items: Iterable[SessionSnapshot | None], writer: SSEWriter
-) -> Iterator[str]:
-    """Format ``items`` (snapshots, ``None`` for a heartbeat) as SSE messages, then
-    ``done`` if the last snapshot was final. Errors end the stream with a safe
-    error event; the traceback goes to the ``progress_ui`` logger."""
-    last: SessionSnapshot | None = None
-    try:
-        for item in items:
-            if item is None:
-                yield writer.heartbeat()
-            else:
-                last = item
-                yield writer.snapshot(item)
-    except Exception:
-        _log_failure(session_id)
-        yield from writer.error()
-        return
-    if last is not None and snap.is_finished(last):
-        yield writer.done()
-
-
-async def asse_from(
-    session_id: str,
-    items: AsyncIterable[SessionSnapshot | None],
-    writer: SSEWriter,
-    render: Callable[[SessionSnapshot, Render], str] | None = None,
-) -> AsyncGenerator[str, None]:
-    """Async :func:`sse_from`. ``render(snapshot, fn)`` may supply a shared
-    rendering of the snapshot (the hub renders once for all its viewers)."""
-    last: SessionSnapshot | None = None
-    iterator = aiter(items)
-    try:
-        async for item in iterator:
-            if item is None:
-                yield writer.heartbeat()
-            else:
-                last = item
-                payload = None if render is None else render(item, writer.render)
-                yield writer.snapshot(item, payload)
-    except Exception:
-        _log_failure(session_id)
-        for message in writer.error():
-            yield message
-        return
-    finally:
-        # Leave the hub now, not when the garbage collector finalises the iterator.
-        aclose = getattr(iterator, "aclose", None)
-        if aclose is not None:
-            await aclose()
-    if last is not None and snap.is_finished(last):
-        yield writer.done()
-
-
-def sse_stream(
-    session: ProgressSession,
-    *,
-    last_event_id: str | None = None,
-    poll_interval: float | None = None,
-    max_duration: float | None = None,
-    render: Render | None = None,
-) -> Iterator[str]:
-    """SSE messages for ``session`` (sync, one cache read per poll for this viewer:
-    for WSGI servers, where each stream holds a thread anyway)."""
-    from .streaming import snapshots
-
-    writer = SSEWriter(last_event_id=last_event_id, render=render)
-    items = snapshots(session, poll_interval=poll_interval, max_duration=max_duration)
-    return sse_from(session.session_id, items, writer)
-
-
-async def asse_stream(
-    session: ProgressSession,
-    *,
-    last_event_id: str | None = None,
-    poll_interval: float | None = None,
-    max_duration: float | None = None,
-    render: Render | None = None,
-    shared: bool = True,
-) -> AsyncIterator[str]:
-    """Async SSE messages for ``session``. With ``shared=True`` (the default) every
-    viewer of the session in this event loop shares one poller (``progress_ui.hub``)
-    and one rendering per change; ``shared=False`` polls for this viewer alone.
-    Nothing happens until the first message is requested."""
-    from .hub import Subscription, follow
-
-    writer = SSEWriter(last_event_id=last_event_id, render=render)
-    items = follow(session, poll_interval=poll_interval, max_duration=max_duration, shared=shared)
-    # A shared poller also shares one rendering per change among its viewers.
-    shared_render = items.render if isinstance(items, Subscription) else None
-    async with aclosing(asse_from(session.session_id, items, writer, shared_render)) as stream:
-        async for message in stream:
-            yield message

@@ -22,9 +22,8 @@ class SessionMeta(TypedDict):
     format: int
     #: ``[task_id, name]`` pairs in display order.
     tasks: list[list[str]]
-    #: Who may read the session (see ``progress_ui.access``), or None for anyone.
+    #: Who may read the session (see ``progress_ui.ownership``), or None for anyone.
     owner: str | None
-    created_at: float
 
 
 def cache() -> BaseCache:
@@ -102,7 +101,9 @@ def write_task(
     cache().set_many({meta_key(session_id): meta, task_key(session_id, task_id): record}, ttl)
 
 
-def extend(session_id: str, meta: SessionMeta, finished: dict[str, TaskRecord], ttl: int) -> None:
+def renew_finished(
+    session_id: str, meta: SessionMeta, finished: dict[str, TaskRecord], ttl: int
+) -> None:
     """Store the description and the ``finished`` task records again with a new
     lifetime (once the session has finished). Only records that can no longer
     change are passed: rewriting a pending one could undo a concurrent start."""

@@ -7,7 +7,8 @@ answers 404 for a malformed, unknown, expired or foreign session id alike (see
 The streaming views are plain sync views that pick their generator by server:
 the sync one under WSGI, the async one under ASGI (Django buffers the whole
 response when the iterator does not match the server). Under ASGI all viewers of
-a session in one process share one poller (``progress_ui.hub``).
+a session in one process share one poller (``progress_ui.hub``) and, unless
+``render_partials`` is overridden, one rendering per change.
 
 Customise by subclassing: attributes (``poll_interval``, ``max_duration``,
 ``session_url_kwarg``, ...) and the matching ``get_*()`` methods.
@@ -24,10 +25,14 @@ from django.utils.decorators import method_decorator
 from django.views import View
 from django.views.decorators.cache import never_cache
 
-from . import rendering, sse, streaming
+from . import rendering, sse
+from .follow import ajson_lines, follow_snapshots, json_lines
+from .hub import follow
 from .mixins import SessionLookupMixin
 from .session import ProgressSession
 from .snapshot import SessionSnapshot
+from .sse import Render
+from .sse_streams import asse_stream, default_render, sse_stream
 
 
 def is_asgi(request: HttpRequest) -> bool:
@@ -104,24 +109,32 @@ class SSEView(StreamView):
 
     def render_partials(self, snapshot: SessionSnapshot) -> str:
         """The payload of one message (override to send other markup)."""
-        return str(rendering.render_partials(snapshot))
+        return default_render(snapshot)
+
+    def get_render(self) -> Render:
+        # Unless a subclass overrides render_partials, pass the module function:
+        # the hub shares one rendering among viewers passing the same function,
+        # and a bound method of this per-request view is never the same.
+        if type(self).render_partials is SSEView.render_partials:
+            return default_render
+        return self.render_partials
 
     def get_sync_stream(self, session: ProgressSession) -> Iterator[str]:
-        return sse.sse_stream(
+        return sse_stream(
             session,
             last_event_id=self.get_last_event_id(),
             poll_interval=self.get_poll_interval(),
             max_duration=self.get_max_duration(),
-            render=self.render_partials,
+            render=self.get_render(),
         )
 
     def get_async_stream(self, session: ProgressSession) -> AsyncIterator[str]:
-        return sse.asse_stream(
+        return asse_stream(
             session,
             last_event_id=self.get_last_event_id(),
             poll_interval=self.get_poll_interval(),
             max_duration=self.get_max_duration(),
-            render=self.render_partials,
+            render=self.get_render(),
             shared=self.shared_poller,
         )
 
@@ -135,14 +148,12 @@ class NDJSONView(StreamView):
     shared_poller = True
 
     def get_sync_stream(self, session: ProgressSession) -> Iterator[str]:
-        items = streaming.snapshots(
+        items = follow_snapshots(
             session, poll_interval=self.get_poll_interval(), max_duration=self.get_max_duration()
         )
-        return streaming.json_lines(session.session_id, items)
+        return json_lines(session.session_id, items)
 
     def get_async_stream(self, session: ProgressSession) -> AsyncIterator[str]:
-        from .hub import follow
-
         poll, limit = self.get_poll_interval(), self.get_max_duration()
 
         async def lines() -> AsyncIterator[str]:
@@ -150,7 +161,7 @@ class NDJSONView(StreamView):
             items = follow(
                 session, poll_interval=poll, max_duration=limit, shared=self.shared_poller
             )
-            async for line in streaming.ajson_lines(session.session_id, items):
+            async for line in ajson_lines(session.session_id, items):
                 yield line
 
         return lines()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import time
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
@@ -17,6 +18,7 @@ from django.test import override_settings
 from progress_ui import ProgressSession, sse
 from progress_ui.hub import get_hub
 from progress_ui.snapshot import SessionSnapshot
+from progress_ui.sse_streams import asse_stream
 from tests.conftest import _use_backend
 
 VIEWERS = 100
@@ -75,8 +77,7 @@ async def test_hundred_viewers_share_one_poller(reads: list[float]) -> None:
     await sync_to_async(session.update)("a", percent=10)
     hub = get_hub()
     viewers = [
-        Viewer(sse.asse_stream(session, poll_interval=INTERVAL, render=render))
-        for _ in range(VIEWERS)
+        Viewer(asse_stream(session, poll_interval=INTERVAL, render=render)) for _ in range(VIEWERS)
     ]
     await until(lambda: all(v.saw("running 10") for v in viewers))
     assert hub.sessions == 1
@@ -109,7 +110,7 @@ async def test_unshared_viewers_each_read_the_cache(reads: list[float]) -> None:
     session = await sync_to_async(ProgressSession.create)({"a": "A"})
     await sync_to_async(session.update)("a", percent=10)
     viewers = [
-        Viewer(sse.asse_stream(session, poll_interval=INTERVAL, render=render, shared=False))
+        Viewer(asse_stream(session, poll_interval=INTERVAL, render=render, shared=False))
         for _ in range(20)
     ]
     await until(lambda: all(v.saw("running 10") for v in viewers))
@@ -127,9 +128,9 @@ async def test_late_viewer_gets_current_state_without_waiting_for_a_poll(
     session = await sync_to_async(ProgressSession.create)({"a": "A"})
     await sync_to_async(session.update)("a", percent=25)
     # A poll interval far longer than the test: only the first read ever happens.
-    early = Viewer(sse.asse_stream(session, poll_interval=60, render=render))
+    early = Viewer(asse_stream(session, poll_interval=60, render=render))
     await until(lambda: early.saw("running 25"))
-    late = sse.asse_stream(session, poll_interval=60, render=render, last_event_id="5")
+    late = asse_stream(session, poll_interval=60, render=render, last_event_id="5")
     first = await asyncio.wait_for(anext(late), 10)
     assert first.endswith("data: running 25\n\n")
     assert len(reads) == 1
@@ -142,7 +143,7 @@ async def test_last_viewer_leaving_stops_the_poller(reads: list[float]) -> None:
     session = await sync_to_async(ProgressSession.create)({"a": "A"})
     await sync_to_async(session.update)("a", percent=10)
     hub = get_hub()
-    viewers = [Viewer(sse.asse_stream(session, poll_interval=INTERVAL)) for _ in range(3)]
+    viewers = [Viewer(asse_stream(session, poll_interval=INTERVAL)) for _ in range(3)]
     await until(lambda: all(v.chunks for v in viewers))
     channel = hub.channel(session.session_id)
     assert channel is not None
@@ -163,8 +164,8 @@ async def test_last_viewer_leaving_stops_the_poller(reads: list[float]) -> None:
 async def test_each_viewer_keeps_its_own_max_duration(reads: list[float]) -> None:
     session = await sync_to_async(ProgressSession.create)({"a": "A"})
     await sync_to_async(session.update)("a", percent=10)
-    short = Viewer(sse.asse_stream(session, poll_interval=INTERVAL, max_duration=0.3))
-    long = Viewer(sse.asse_stream(session, poll_interval=INTERVAL))
+    short = Viewer(asse_stream(session, poll_interval=INTERVAL, max_duration=0.3))
+    long = Viewer(asse_stream(session, poll_interval=INTERVAL))
     await asyncio.wait_for(short.task, 20)
     assert not short.saw("event: done")
     assert not long.task.done()
@@ -188,13 +189,16 @@ async def test_poller_failure_ends_every_stream_with_a_safe_error(
         ),
         caplog.at_level(logging.ERROR, logger="progress_ui"),
     ):
-        viewers = [Viewer(sse.asse_stream(session)) for _ in range(3)]
+        viewers = [Viewer(asse_stream(session)) for _ in range(3)]
         await asyncio.wait_for(asyncio.gather(*(v.task for v in viewers)), 30)
     for viewer in viewers:
         text = "".join(viewer.chunks)
         assert "event: progress-error\n" in text
         assert "data: Something went wrong.\n" in text
-        assert text.endswith("event: done\n" + text.split("event: done\n")[-1])
+        # The last message is exactly the closing one, after the error event.
+        assert re.search(
+            r"event: progress-error\n.*\n\nevent: done\nid: \d+\ndata: done\n\n\Z", text, re.S
+        )
         assert "127.0.0.1" not in text
     assert any("poller" in r.getMessage() and r.exc_info for r in caplog.records)
     assert get_hub().sessions == 0

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from progress_ui.conf import ProgressSettings
-from progress_ui.records import aggregate_status, new_record, read
+from progress_ui.records import aggregate_status, new_record, reading_at
 from progress_ui.status import ProgressStatus as S
 
 CONF = ProgressSettings()
@@ -16,11 +16,11 @@ def running(started: float = 100.0, **extra: object) -> dict[str, object]:
 
 
 def test_pending_reads_zero() -> None:
-    assert read(new_record(), 1000, CONF).percent == 0
+    assert reading_at(new_record(), 1000, CONF).percent == 0
 
 
 def test_running_without_news_is_simulated_below_cap() -> None:
-    reading = read(running(), 100 + 10_000, CONF)  # type: ignore[arg-type]
+    reading = reading_at(running(), 100 + 10_000, CONF)  # type: ignore[arg-type]
     assert reading.simulated
     assert reading.status is S.RUNNING
     assert reading.percent <= CONF.SIMULATION_CAP
@@ -28,29 +28,29 @@ def test_running_without_news_is_simulated_below_cap() -> None:
 
 def test_measured_progress_replaces_simulation_but_never_drops_below_floor() -> None:
     r = running(current=10, total=100, floor=40.0)
-    reading = read(r, 105, CONF)  # type: ignore[arg-type]
+    reading = reading_at(r, 105, CONF)  # type: ignore[arg-type]
     assert not reading.simulated
     assert reading.percent == 40
     r = running(current=60, total=100, floor=40.0)
-    assert read(r, 105, CONF).percent == 60  # type: ignore[arg-type]
+    assert reading_at(r, 105, CONF).percent == 60  # type: ignore[arg-type]
 
 
 def test_measured_progress_is_capped_until_complete() -> None:
     r = running(current=100, total=100)
-    assert read(r, 105, CONF).percent == CONF.RUNNING_CAP  # type: ignore[arg-type]
+    assert reading_at(r, 105, CONF).percent == CONF.RUNNING_CAP  # type: ignore[arg-type]
 
 
 def test_completing_animates_then_reads_complete() -> None:
     r = dict(running(), status="completing", finished_at=200.0, floor=50.0)
-    mid = read(r, 200.1, CONF)  # type: ignore[arg-type]
+    mid = reading_at(r, 200.1, CONF)  # type: ignore[arg-type]
     assert mid.status is S.COMPLETING and 50 < mid.percent < 100
-    end = read(r, 200 + CONF.COMPLETING_DURATION, CONF)  # type: ignore[arg-type]
+    end = reading_at(r, 200 + CONF.COMPLETING_DURATION, CONF)  # type: ignore[arg-type]
     assert end.status is S.COMPLETE and end.percent == 100
 
 
 def test_error_keeps_its_percent() -> None:
     r = dict(running(), status="error", floor=33.0)
-    assert read(r, 500, CONF).percent == 33  # type: ignore[arg-type]
+    assert reading_at(r, 500, CONF).percent == 33  # type: ignore[arg-type]
 
 
 def test_aggregate_status_precedence() -> None:
@@ -64,5 +64,5 @@ def test_aggregate_status_precedence() -> None:
 
 
 def test_completing_is_reported_as_running() -> None:
-    assert S.COMPLETING.public == "running"
-    assert S.COMPLETE.public == "complete"
+    assert S.COMPLETING.reported == "running"
+    assert S.COMPLETE.reported == "complete"

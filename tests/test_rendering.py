@@ -17,7 +17,7 @@ from progress_ui.rendering import (
     render_bar,
     render_partials,
     render_session,
-    session_view,
+    session_display,
 )
 from progress_ui.snapshot import SessionSnapshot, TaskSnapshot
 
@@ -66,17 +66,18 @@ def session(locmem: str) -> Iterator[ProgressSession]:
     s.delete()
 
 
-def test_region_ids_are_unique_per_session_and_region() -> None:
-    ids = {
-        region_id(SID, "summary"),
-        region_id(SID, "status"),
-        region_id(SID, "task:summary"),
-        region_id("B" * 32, "summary"),
-    }
-    assert len(ids) == 4
-    view = session_view(snapshot(one=task(), summary=task()))
-    dom_ids = [view.summary_id, view.status_id] + [bar.dom_id for _, bar in view.tasks]
-    assert len(set(dom_ids)) == len(dom_ids)
+def test_task_ids_named_like_regions_do_not_collide() -> None:
+    # Tasks called "summary" and "status" must not reuse the session's own
+    # summary and status region ids, in the component or in the SSE partials.
+    snap = snapshot()
+    snap["tasks"] = {"summary": task(), "status": task()}
+    for html in (str(render_session(snap)), str(render_partials(snap))):
+        ids = re.findall(r' id="([^"]+)"', html)
+        assert len(ids) >= 4, html
+        assert len(set(ids)) == len(ids), ids
+    display = session_display(snap)
+    dom_ids = [display.summary_id, display.status_id] + [bar.dom_id for _, bar in display.tasks]
+    assert len(set(dom_ids)) == 4
 
 
 def test_one_partial_per_region() -> None:

@@ -15,6 +15,7 @@ from django.test import override_settings
 
 from progress_ui import ProgressSession, sse
 from progress_ui.snapshot import SessionSnapshot
+from progress_ui.sse_streams import asse_stream, sse_stream
 
 #: Far above any millisecond clock: makes ids deterministic.
 BIG_ID = "99999999999999"
@@ -102,8 +103,8 @@ def test_ids_continue_after_last_event_id_and_never_go_back() -> None:
     assert sse.first_event_id("5000000", now=1000.0) == 5_000_001  # client is ahead
 
 
-def test_writer_sends_retry_on_the_first_message_only(fast: str) -> None:
-    writer = sse.SSEWriter(last_event_id="100", render=lambda s: "x", now=0.0)
+def test_formatter_sends_retry_on_the_first_message_only(fast: str) -> None:
+    writer = sse.SSEFormatter(lambda s: "x", last_event_id="100", now=0.0)
     snap: Any = {"status": "running"}
     assert writer.snapshot(snap) == "id: 101\nretry: 1500\ndata: x\n\n"
     assert writer.heartbeat() == ": ping\n\n"
@@ -117,9 +118,9 @@ def test_writer_sends_retry_on_the_first_message_only(fast: str) -> None:
 def test_finished_session_streams_final_state_then_done(fast: str) -> None:
     session = ProgressSession.create({"a": "A"})
     session.complete("a")
-    text = "".join(session.sse(last_event_id=BIG_ID, poll_interval=0.01))
+    text = "".join(sse_stream(session, last_event_id=BIG_ID, poll_interval=0.01))
     text_rendered = "".join(
-        sse.sse_stream(session, last_event_id=BIG_ID, poll_interval=0.01, render=render)
+        sse_stream(session, last_event_id=BIG_ID, poll_interval=0.01, render=render)
     )
     assert text_rendered == (
         "id: 100000000000000\nretry: 1500\ndata: complete 100\n\n"
@@ -134,7 +135,7 @@ def test_finished_session_streams_final_state_then_done(fast: str) -> None:
 def test_hostile_names_and_messages_cannot_break_the_framing(fast: str) -> None:
     session = ProgressSession.create({"a": HOSTILE})
     session.error("a", HOSTILE)
-    text = "".join(session.sse(poll_interval=0.01))
+    text = "".join(sse_stream(session, poll_interval=0.01))
     assert_well_formed(text)
     # Exactly one progress message and one done: injected "event:"/"id:" text stayed data.
     parts = messages(text)
@@ -158,7 +159,7 @@ def _later(delay: float, action: Any) -> threading.Thread:
 def test_emits_only_changes_with_heartbeats_between(fast: str) -> None:
     session = ProgressSession.create({"a": "A"})
     session.update("a", percent=10)
-    stream = sse.sse_stream(session, last_event_id=BIG_ID, poll_interval=0.01, render=render)
+    stream = sse_stream(session, last_event_id=BIG_ID, poll_interval=0.01, render=render)
     assert next(stream) == "id: 100000000000000\nretry: 1500\ndata: running 10\n\n"
     thread = _later(0.4, lambda: session.update("a", percent=50))
     rest = []
@@ -184,7 +185,7 @@ def test_error_ends_with_final_state_and_done(fast: str) -> None:
     session.update("b", percent=40)
     session.error("a", "disk full")
     session.error("b", "stopped")
-    text = "".join(sse.sse_stream(session, last_event_id=BIG_ID, render=render))
+    text = "".join(sse_stream(session, last_event_id=BIG_ID, render=render))
     assert text == (
         "id: 100000000000000\nretry: 1500\ndata: error 20\n\n"
         "event: done\nid: 100000000000001\ndata: done\n\n"
@@ -198,7 +199,7 @@ def test_error_waits_for_tasks_still_running(fast: str) -> None:
     session.start("a")
     session.update("b", percent=40)
     session.error("a", "disk full")
-    stream = sse.sse_stream(session, last_event_id=BIG_ID, poll_interval=0.01, render=render)
+    stream = sse_stream(session, last_event_id=BIG_ID, poll_interval=0.01, render=render)
     assert next(stream) == "id: 100000000000000\nretry: 1500\ndata: error 20\n\n"
     assert next(stream) == sse.HEARTBEAT  # still open while b runs
     session.complete("b")
@@ -212,7 +213,7 @@ def test_error_waits_for_tasks_still_running(fast: str) -> None:
 def test_vanished_session_ends_with_expired_state_and_done(fast: str) -> None:
     session = ProgressSession.create({"a": "A"})
     session.update("a", percent=30)
-    stream = sse.sse_stream(session, last_event_id=BIG_ID, poll_interval=0.01, render=render)
+    stream = sse_stream(session, last_event_id=BIG_ID, poll_interval=0.01, render=render)
     assert "running 30" in next(stream)
     session.delete()
     tail = [chunk for chunk in stream if chunk != sse.HEARTBEAT]
@@ -226,7 +227,7 @@ def test_max_duration_ends_without_done_so_the_client_reconnects(fast: str) -> N
     session = ProgressSession.create({"a": "A"})
     session.update("a", percent=30)
     started = time.monotonic()
-    chunks = list(sse.sse_stream(session, poll_interval=0.01, max_duration=0.3, render=render))
+    chunks = list(sse_stream(session, poll_interval=0.01, max_duration=0.3, render=render))
     assert time.monotonic() - started < 10
     assert "running 30" in chunks[0]
     assert not any("event: done" in c for c in chunks)
@@ -241,7 +242,7 @@ def test_exception_in_stream_is_logged_and_client_gets_safe_error(
         raise RuntimeError("secret: /srv/app/settings.py password=hunter2")
 
     with caplog.at_level(logging.ERROR, logger="progress_ui"):
-        text = "".join(sse.sse_stream(session, last_event_id=BIG_ID, render=broken))
+        text = "".join(sse_stream(session, last_event_id=BIG_ID, render=broken))
     assert text == (
         "event: progress-error\nid: 100000000000000\nretry: 1500\ndata: Something went wrong.\n\n"
         "event: done\nid: 100000000000001\ndata: done\n\n"
@@ -266,7 +267,7 @@ async def collect(stream: AsyncIterator[str], timeout: float = 20) -> list[str]:
 async def test_async_finished_session_exact_bytes(fast: str, shared: bool) -> None:
     session = await sync_to_async(ProgressSession.create)({"a": "A"})
     await sync_to_async(session.complete)("a")
-    stream = sse.asse_stream(session, last_event_id=BIG_ID, render=render, shared=shared)
+    stream = asse_stream(session, last_event_id=BIG_ID, render=render, shared=shared)
     assert "".join(await collect(stream)) == (
         "id: 100000000000000\nretry: 1500\ndata: complete 100\n\n"
         "event: done\nid: 100000000000001\ndata: done\n\n"
@@ -277,7 +278,7 @@ async def test_async_finished_session_exact_bytes(fast: str, shared: bool) -> No
 async def test_async_change_only_then_complete(fast: str, shared: bool) -> None:
     session = await sync_to_async(ProgressSession.create)({"a": "A"})
     await sync_to_async(session.update)("a", percent=10)
-    stream = sse.asse_stream(
+    stream = asse_stream(
         session, last_event_id=BIG_ID, poll_interval=0.01, render=render, shared=shared
     )
     seen: list[str] = []
@@ -305,8 +306,7 @@ async def test_async_change_only_then_complete(fast: str, shared: bool) -> None:
 async def test_async_vanished_session_ends(fast: str, shared: bool) -> None:
     session = await sync_to_async(ProgressSession.create)({"a": "A"})
     await sync_to_async(session.update)("a", percent=30)
-    stream = session.asse(poll_interval=0.01) if shared else None
-    stream = stream or sse.asse_stream(session, poll_interval=0.01, shared=False)
+    stream = asse_stream(session, poll_interval=0.01, shared=shared)
     first = await asyncio.wait_for(anext(stream), 10)
     assert first.startswith("id: ") and "retry: 1500" in first
     await sync_to_async(session.delete)()
@@ -324,7 +324,7 @@ async def test_async_exception_is_logged_and_safe(
         raise ValueError("internal detail")
 
     with caplog.at_level(logging.ERROR, logger="progress_ui"):
-        text = "".join(await collect(sse.asse_stream(session, render=broken)))
+        text = "".join(await collect(asse_stream(session, render=broken)))
     assert "event: progress-error\n" in text
     assert "data: Something went wrong.\n" in text
     assert text.endswith("data: done\n\n")

@@ -16,6 +16,7 @@ from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
 from ..rendering import htmx_version, render_bar, render_session
+from ..status import ReportedStatus
 
 register = template.Library()
 
@@ -99,7 +100,7 @@ def progress_session(
 def progress_bar(
     name: str,
     percent: Any = 0,
-    status: str = "running",
+    status: str = ReportedStatus.RUNNING,
     message: str = "",
     simulated: bool = False,
     current: float | None = None,

@@ -1,25 +1,41 @@
-"""Handles returned by ``add_sequential`` and ``add_parallel``."""
+"""Handles returned by ``ProgressSession.add_sequential`` and ``add_parallel``.
+
+They drive the session through the few methods of :class:`TaskRecorder`, so this
+module sits below ``session.py`` and never imports it.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from concurrent.futures import CancelledError, Future
-from typing import TYPE_CHECKING, Generic, ParamSpec, TypeVar
+from typing import Generic, ParamSpec, Protocol, TypeVar
 
 from .exceptions import ProgressError
 
-if TYPE_CHECKING:
-    from .session import ProgressSession
-
 P = ParamSpec("P")
 R = TypeVar("R")
+
+
+class TaskRecorder(Protocol):
+    """What a handle needs of its session (``ProgressSession`` is one)."""
+
+    @property
+    def session_id(self) -> str: ...
+
+    def start(self, task_id: str) -> None: ...
+
+    def complete(self, task_id: str, message: str | None = None) -> None: ...
+
+    def error(self, task_id: str, message: str | None = None) -> None: ...
+
+    def fail(self, task_id: str, exc: BaseException) -> None: ...
 
 
 class SequentialTask(Generic[R]):
     """A callable run to completion inside a session. ``.result`` returns its value
     or re-raises the exception it raised."""
 
-    def __init__(self, session: ProgressSession, task_id: str) -> None:
+    def __init__(self, session: TaskRecorder, task_id: str) -> None:
         self.session = session
         self.task_id = task_id
         self._value: R | None = None
@@ -28,7 +44,7 @@ class SequentialTask(Generic[R]):
     @classmethod
     def run(
         cls,
-        session: ProgressSession,
+        session: TaskRecorder,
         task_id: str,
         func: Callable[P, R],
         *args: P.args,
@@ -64,13 +80,13 @@ class ParallelTask(Generic[R]):
     """A ``concurrent.futures.Future`` tracked by a session. ``.result`` proxies
     ``future.result``. Completion is recorded by ``future.add_done_callback``."""
 
-    def __init__(self, session: ProgressSession, task_id: str, future: Future[R]) -> None:
+    def __init__(self, session: TaskRecorder, task_id: str, future: Future[R]) -> None:
         self.session = session
         self.task_id = task_id
         self.future = future
 
     @classmethod
-    def track(cls, session: ProgressSession, task_id: str, future: Future[R]) -> ParallelTask[R]:
+    def track(cls, session: TaskRecorder, task_id: str, future: Future[R]) -> ParallelTask[R]:
         task = cls(session, task_id, future)
         session.start(task_id)
         future.add_done_callback(task._on_done)

@@ -1,0 +1,121 @@
+"""The SSE streams of a session: followed snapshots, rendered and formatted.
+
+The sync stream (WSGI, one thread per stream anyway) polls the cache for its
+own viewer; the async one (ASGI) follows the session through the event loop's
+shared poller (``progress_ui.hub``) by default. Both end with ``done`` once the
+session has settled (see ``progress_ui.sse`` for the wire format). A failure is
+logged and ends the stream with a safe ``progress-error`` event, then ``done``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Iterable, Iterator
+from contextlib import aclosing
+
+from .follow import Followed, follow_snapshots
+from .hub import Subscription, follow
+from .rendering import render_partials
+from .session import ProgressSession
+from .snapshot import SessionSnapshot, is_settled
+from .sse import Render, SSEFormatter
+
+logger = logging.getLogger("progress_ui")
+
+
+def default_render(snapshot: SessionSnapshot) -> str:
+    """The payload of a progress message: the component's ``<hx-partial>`` regions."""
+    return str(render_partials(snapshot))
+
+
+def _log_failure(session_id: str) -> None:
+    logger.exception("progress_ui: SSE stream of session %s failed", session_id)
+
+
+def sse_messages(
+    session_id: str, items: Iterable[Followed], formatter: SSEFormatter
+) -> Iterator[str]:
+    """Format ``items`` (snapshots, ``None`` for a heartbeat) as SSE messages, then
+    ``done`` if the last snapshot was settled. Errors end the stream with a safe
+    error event; the traceback goes to the ``progress_ui`` logger."""
+    last: SessionSnapshot | None = None
+    try:
+        for item in items:
+            if item is None:
+                yield formatter.heartbeat()
+            else:
+                last = item
+                yield formatter.snapshot(item)
+    except Exception:
+        _log_failure(session_id)
+        yield from formatter.error()
+        return
+    if last is not None and is_settled(last):
+        yield formatter.done()
+
+
+async def asse_messages(
+    session_id: str,
+    items: AsyncIterable[Followed],
+    formatter: SSEFormatter,
+) -> AsyncGenerator[str, None]:
+    """Async :func:`sse_messages`. When ``items`` is a hub :class:`Subscription`,
+    its ``render`` memo is asked first: viewers that pass the same render function
+    share one rendering per published snapshot."""
+    last: SessionSnapshot | None = None
+    shared = items if isinstance(items, Subscription) else None
+    iterator = aiter(items)
+    try:
+        async for item in iterator:
+            if item is None:
+                yield formatter.heartbeat()
+            else:
+                last = item
+                payload = None if shared is None else shared.render(item, formatter.render)
+                yield formatter.snapshot(item, payload)
+    except Exception:
+        _log_failure(session_id)
+        for message in formatter.error():
+            yield message
+        return
+    finally:
+        # Leave the hub now, not when the garbage collector finalises the iterator.
+        aclose = getattr(iterator, "aclose", None)
+        if aclose is not None:
+            await aclose()
+    if last is not None and is_settled(last):
+        yield formatter.done()
+
+
+def sse_stream(
+    session: ProgressSession,
+    *,
+    last_event_id: str | None = None,
+    poll_interval: float | None = None,
+    max_duration: float | None = None,
+    render: Render = default_render,
+) -> Iterator[str]:
+    """SSE messages for ``session``, polling the cache for this viewer alone."""
+    formatter = SSEFormatter(render, last_event_id=last_event_id)
+    items = follow_snapshots(session, poll_interval=poll_interval, max_duration=max_duration)
+    return sse_messages(session.session_id, items, formatter)
+
+
+async def asse_stream(
+    session: ProgressSession,
+    *,
+    last_event_id: str | None = None,
+    poll_interval: float | None = None,
+    max_duration: float | None = None,
+    render: Render = default_render,
+    shared: bool = True,
+) -> AsyncIterator[str]:
+    """Async SSE messages for ``session``. With ``shared=True`` (the default) every
+    viewer of the session in this event loop shares one poller (``progress_ui.hub``);
+    ``shared=False`` polls for this viewer alone. Nothing happens until the first
+    message is requested."""
+    formatter = SSEFormatter(render, last_event_id=last_event_id)
+    items = follow(session, poll_interval=poll_interval, max_duration=max_duration, shared=shared)
+    async with aclosing(asse_messages(session.session_id, items, formatter)) as stream:
+        async for message in stream:
+            yield message
