@@ -58,6 +58,23 @@ class ProgressSettings:
     HTMX_VERSION: int = 2
     #: Dotted path of ``has_progress_permission(request, session) -> bool``.
     PERMISSION_FUNCTION: str = "progress_ui.access.has_progress_permission"
+    #: False: a progress write that the cache refuses or cannot take is logged
+    #: (a rate-limited warning) and dropped, so progress never fails the job.
+    #: True: it raises ``progress_ui.store.CacheUnavailable``.
+    STRICT_WRITES: bool = False
+    #: Seconds between the liveness writes of a process that runs tasks (one
+    #: write per process, whatever the number of its tasks).
+    WORKER_BEAT_INTERVAL: float = 5.0
+    #: Lifetime of a process's liveness key. A RUNNING task whose process has
+    #: not renewed it is marked ERROR with ``WORKER_LOST_MESSAGE`` (readers
+    #: confirm the loss over 1.5 beat intervals first: about 25 s in all).
+    WORKER_STALE_TIMEOUT: float = 10.0
+    WORKER_LOST_MESSAGE: str = "The worker stopped responding."
+    #: The message of a task stopped by ``ProgressSession.cancel()``.
+    CANCELLED_MESSAGE: str = "Cancelled."
+    #: Where ``StartProgressMixin`` runs its job: "threads" (this process),
+    #: "django_tasks" or "celery" (``progress_ui.contrib``).
+    RUNNER: str = "threads"
 
 
 def _build() -> ProgressSettings:

@@ -13,6 +13,12 @@ class ProgressError(Exception):
     """
 
 
+class TaskCancelled(Exception):
+    """Raised in the work by ``update()``, ``iterate()``, ``check_cancelled()`` and
+    ``start()`` once its task was cancelled (``ProgressSession.cancel``): the work
+    stops at its next step. Not an error: the task shows as cancelled."""
+
+
 class UnknownTaskError(KeyError, ValueError):
     """A task id that is not part of the session. Catchable as KeyError or ValueError."""
 
@@ -22,6 +28,11 @@ class UnknownTaskError(KeyError, ValueError):
 
 def user_message(exc: BaseException, *, generic: str, max_length: int) -> str:
     """The text a browser may see for ``exc`` (never a traceback)."""
-    if isinstance(exc, ProgressError) and str(exc).strip():
-        return clean_text(str(exc), max_length)
+    if isinstance(exc, ProgressError):
+        try:
+            text = str(exc)
+        except Exception:  # a broken __str__ must not leave the task running
+            text = ""
+        if text.strip():
+            return clean_text(text, max_length)
     return clean_text(generic, max_length)

@@ -16,7 +16,7 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator
 from typing import Protocol
 
 from .conf import current as current_settings
@@ -28,6 +28,8 @@ HEARTBEAT = None
 
 #: What a follower yields: a changed snapshot, or ``HEARTBEAT``.
 Followed = SessionSnapshot | None
+#: When following stops: after the first snapshot for which this is true.
+Until = Callable[[SessionSnapshot], bool]
 
 
 class SnapshotSource(Protocol):
@@ -47,9 +49,12 @@ class SnapshotSource(Protocol):
 class FollowRule:
     """The emit/stop rule shared by every follower, sync or async."""
 
-    def __init__(self, source: SnapshotSource, max_duration: float | None) -> None:
+    def __init__(
+        self, source: SnapshotSource, max_duration: float | None, until: Until = is_settled
+    ) -> None:
         conf = current_settings()
         self.source = source
+        self.until = until
         self.last: SessionSnapshot | None = None
         self.started = time.monotonic()
         self.last_emit = self.started
@@ -72,7 +77,7 @@ class FollowRule:
         elif now - self.last_emit >= self.heartbeat:
             out.append(HEARTBEAT)
             self.last_emit = now
-        if is_settled(current) or now >= self.deadline:
+        if self.until(current) or now >= self.deadline:
             self.done = True
         return out
 
@@ -82,11 +87,12 @@ def follow_snapshots(
     *,
     poll_interval: float | None = None,
     max_duration: float | None = None,
+    until: Until = is_settled,
 ) -> Iterator[Followed]:
-    """Changed snapshots (and heartbeats) until the session settles, expires, or
-    ``max_duration`` (default ``MAX_STREAM_DURATION``) passes."""
+    """Changed snapshots (and heartbeats) until ``until`` (by default: the session
+    settled), expiry, or ``max_duration`` (default ``MAX_STREAM_DURATION``)."""
     interval = current_settings().POLL_INTERVAL if poll_interval is None else poll_interval
-    rule = FollowRule(source, max_duration)
+    rule = FollowRule(source, max_duration, until)
     while True:
         yield from rule.step(source.read())
         if rule.done:
@@ -99,10 +105,11 @@ async def afollow_snapshots(
     *,
     poll_interval: float | None = None,
     max_duration: float | None = None,
+    until: Until = is_settled,
 ) -> AsyncIterator[Followed]:
     """Async :func:`follow_snapshots`; never blocks the event loop."""
     interval = current_settings().POLL_INTERVAL if poll_interval is None else poll_interval
-    rule = FollowRule(source, max_duration)
+    rule = FollowRule(source, max_duration, until)
     while True:
         for item in rule.step(await source.aread()):
             yield item

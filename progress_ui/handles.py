@@ -10,7 +10,7 @@ from collections.abc import Callable
 from concurrent.futures import CancelledError, Future
 from typing import Generic, ParamSpec, Protocol, TypeVar
 
-from .exceptions import ProgressError
+from .exceptions import TaskCancelled
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -29,6 +29,8 @@ class TaskRecorder(Protocol):
     def error(self, task_id: str, message: str | None = None) -> None: ...
 
     def fail(self, task_id: str, exc: BaseException) -> None: ...
+
+    def cancel(self, task_id: str | None = None, message: str | None = None) -> list[str]: ...
 
 
 class SequentialTask(Generic[R]):
@@ -51,9 +53,18 @@ class SequentialTask(Generic[R]):
         **kwargs: P.kwargs,
     ) -> SequentialTask[R]:
         task: SequentialTask[R] = cls(session, task_id)
-        session.start(task_id)
+        try:
+            session.start(task_id)
+        except TaskCancelled as exc:
+            # Cancelled before it ran (a queued job): the work never runs.
+            task._exception = exc
+            return task
         try:
             task._value = func(*args, **kwargs)
+        except TaskCancelled as exc:
+            # Stopped at a step after a cancel: the task already shows it.
+            task._exception = exc
+            return task
         except Exception as exc:
             task._exception = exc
             session.fail(task_id, exc)
@@ -88,7 +99,11 @@ class ParallelTask(Generic[R]):
     @classmethod
     def track(cls, session: TaskRecorder, task_id: str, future: Future[R]) -> ParallelTask[R]:
         task = cls(session, task_id, future)
-        session.start(task_id)
+        try:
+            session.start(task_id)
+        except TaskCancelled:
+            future.cancel()  # stops it only if it has not started yet
+            return task
         future.add_done_callback(task._on_done)
         return task
 
@@ -97,8 +112,10 @@ class ParallelTask(Generic[R]):
         try:
             exc = future.exception()
         except CancelledError:
-            self.session.fail(self.task_id, ProgressError("Cancelled."))
+            self.session.cancel(self.task_id)
             return
+        if isinstance(exc, TaskCancelled):
+            return  # the task already shows it
         if exc is None:
             self.session.complete(self.task_id)
         else:

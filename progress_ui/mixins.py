@@ -34,6 +34,7 @@ from django.views.generic.base import ContextMixin, View
 from .access import get_readable_session
 from .rendering import render_session
 from .session import ProgressSession
+from .store import CacheUnavailable
 
 if TYPE_CHECKING:
     _Base = View
@@ -72,6 +73,18 @@ def default_executor() -> Executor:
                 max_workers=DEFAULT_MAX_WORKERS, thread_name_prefix="progress_ui"
             )
         return _executor
+
+
+def unavailable_response() -> HttpResponse:
+    """503 while the progress cache cannot be reached: no traceback, try again soon."""
+    response = HttpResponse(
+        "Progress is unavailable right now.",
+        status=503,
+        content_type="text/plain; charset=utf-8",
+    )
+    response["Retry-After"] = "2"
+    response["Cache-Control"] = "no-store"
+    return response
 
 
 def _is_htmx(request: HttpRequest) -> bool:
@@ -211,6 +224,14 @@ class SessionLookupMixin:
 
     #: URL keyword argument holding the session id.
     session_url_kwarg: str = "session_id"
+
+    def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
+        try:
+            return super().dispatch(request, *args, **kwargs)  # type: ignore[misc, no-any-return]
+        except CacheUnavailable as exc:
+            # Progress is unknown, not missing: answer 503 so clients retry.
+            logger.warning("progress_ui: cache unavailable for %s: %s", request.path, exc)
+            return unavailable_response()
 
     def get_session_id(self) -> str:
         kwarg = self.session_url_kwarg

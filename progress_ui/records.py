@@ -8,7 +8,7 @@ derived from timestamps, never written by a timer.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TypedDict
+from typing import NotRequired, TypedDict
 
 from .conf import ProgressSettings
 from .simulation import completing_percent, real_percent, simulated_percent
@@ -26,6 +26,8 @@ class TaskRecord(TypedDict):
     #: Percent reported directly with ``update(percent=...)``.
     percent: float | None
     message: str
+    #: ``liveness.process_token()`` of the process running the task, if known.
+    runner: NotRequired[str | None]
 
 
 def new_record() -> TaskRecord:
@@ -38,6 +40,7 @@ def new_record() -> TaskRecord:
         total=None,
         percent=None,
         message="",
+        runner=None,
     )
 
 
@@ -62,7 +65,7 @@ def reading_at(record: TaskRecord, now: float, conf: ProgressSettings) -> TaskRe
         return TaskReading(status, 0.0, simulated=False)
     if status is ProgressStatus.COMPLETE:
         return TaskReading(status, 100.0, simulated=False)
-    if status is ProgressStatus.ERROR:
+    if status in (ProgressStatus.ERROR, ProgressStatus.CANCELLED):
         return TaskReading(status, record["floor"], simulated=False)
     if status is ProgressStatus.COMPLETING:
         elapsed = now - (record["finished_at"] or now)
@@ -80,13 +83,15 @@ def reading_at(record: TaskRecord, now: float, conf: ProgressSettings) -> TaskRe
 
 
 def aggregate_status(statuses: list[ProgressStatus]) -> ProgressStatus:
-    """ERROR > COMPLETE (all tasks) > RUNNING > PENDING.
+    """ERROR > CANCELLED > COMPLETE (all tasks) > RUNNING > PENDING.
 
     A session with some tasks finished and others not yet started reads as
     RUNNING: between two sequential steps the work is still under way.
     """
     if any(s is ProgressStatus.ERROR for s in statuses):
         return ProgressStatus.ERROR
+    if any(s is ProgressStatus.CANCELLED for s in statuses):
+        return ProgressStatus.CANCELLED
     if statuses and all(s is ProgressStatus.COMPLETE for s in statuses):
         return ProgressStatus.COMPLETE
     if any(s is not ProgressStatus.PENDING for s in statuses):

@@ -14,16 +14,19 @@ from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sized
 from concurrent.futures import Future
 from typing import TYPE_CHECKING, ParamSpec, TypeVar
 
-from . import store
+from asgiref.sync import sync_to_async
+
+from . import liveness, store
 from .conf import current as current_settings
-from .exceptions import ProgressError, UnknownTaskError, user_message
+from .exceptions import ProgressError, TaskCancelled, UnknownTaskError, user_message
 from .follow import afollow_snapshots, ajson_lines, follow_snapshots, json_lines
 from .handles import ParallelTask, SequentialTask
 from .ownership import owner_for_request
 from .records import TaskRecord, new_record, reading_at
-from .snapshot import SessionSnapshot, build_snapshot, expired_snapshot, is_settled
+from .signals import task_cancelled
+from .snapshot import SessionSnapshot, build_snapshot, expired_snapshot, has_ended, is_settled
 from .status import ProgressStatus, ReportedStatus
-from .validation import clean_text, is_valid_session_id, validate_task_id
+from .validation import check_amount, clean_text, is_valid_session_id, validate_task_id
 
 if TYPE_CHECKING:
     from django.http import HttpRequest
@@ -33,6 +36,24 @@ logger = logging.getLogger("progress_ui")
 P = ParamSpec("P")
 R = TypeVar("R")
 T = TypeVar("T")
+
+
+#: Seconds between two "progress was not saved" warnings of one process.
+_LOST_WRITE_WARNING_INTERVAL = 10.0
+_last_lost_write_warning = -_LOST_WRITE_WARNING_INTERVAL
+
+
+def _own_token() -> str:
+    return liveness.process_token()
+
+
+def _runners(records: dict[str, TaskRecord]) -> dict[str, str]:
+    """Task id -> runner token of the RUNNING tasks whose runner is known."""
+    return {
+        t: runner
+        for t, r in records.items()
+        if r["status"] == ProgressStatus.RUNNING and (runner := r.get("runner"))
+    }
 
 
 def new_session_id() -> str:
@@ -129,32 +150,67 @@ class ProgressSession:
 
     # -- writes ----------------------------------------------------------------
 
-    def _write(self, task_id: str, change: Callable[[TaskRecord, float], bool]) -> None:
+    def _write(self, task_id: str, change: Callable[[TaskRecord, float], bool]) -> bool:
         """Read the task's record, let ``change`` edit it, store it if it changed.
+        True when a change was stored.
 
         The record's floor is set to the percent displayed right now, so the
-        bar never moves backwards whatever the change does to the inputs.
+        bar never moves backwards whatever the change does to the inputs. A
+        cache that cannot be reached loses the write (see :meth:`_lost_write`);
+        what ``change`` raises (bad input, a cancelled task) always propagates.
         """
         self._check_task(task_id)
         conf = current_settings()
-        record = store.read_task(self._id, task_id) or new_record()
+        try:
+            record = store.read_task(self._id, task_id) or new_record()
+        except store.CacheUnavailable as exc:
+            return self._lost_write(exc)
         now = time.time()
         shown = reading_at(record, now, conf)
         if shown.status is ProgressStatus.COMPLETE:
             # A COMPLETING record whose animation has ended: store what it reads as.
             record["status"] = ProgressStatus.COMPLETE.value
         record["floor"] = max(record["floor"], shown.percent)
-        if not change(record, now):
-            return
-        store.write_task(self._id, self._meta, task_id, record, conf.TTL)
-        if ProgressStatus(record["status"]).work_ended:
-            self._keep_if_finished()
+        try:
+            changed = change(record, now)
+        except TaskCancelled:
+            liveness.release(self._id, task_id)  # this process stops running it
+            raise
+        if not changed:
+            return False
+        try:
+            store.write_task(self._id, self._meta, task_id, record, conf.TTL)
+            if ProgressStatus(record["status"]).work_ended:
+                liveness.release(self._id, task_id)
+                self._keep_if_finished()
+        except store.CacheUnavailable as exc:
+            return self._lost_write(exc)
+        return True
+
+    def _lost_write(self, exc: store.CacheUnavailable) -> bool:
+        """A progress write the cache did not take: raise under ``STRICT_WRITES``,
+        else warn (at most once per ``_LOST_WRITE_WARNING_INTERVAL`` per process)
+        and go on, so progress never fails the job it reports on."""
+        global _last_lost_write_warning
+        if current_settings().STRICT_WRITES:
+            raise exc
+        now = time.monotonic()
+        if now - _last_lost_write_warning >= _LOST_WRITE_WARNING_INTERVAL:
+            _last_lost_write_warning = now
+            logger.warning(
+                "progress_ui: progress of session %s was not saved (%s: %s); the work "
+                "goes on. Set PROGRESS_UI['STRICT_WRITES'] = True to raise instead.",
+                self._id,
+                type(exc.__cause__ or exc).__name__,
+                exc,
+            )
+        return False
 
     def _keep_if_finished(self) -> None:
-        """Once the session has finished, give it its post-finish lifetime.
+        """Once the session has settled, give it its post-finish lifetime.
 
         Every writer stores its own record before reading the others, so the
-        last of concurrent finishers always sees the session as finished. The
+        last of concurrent finishers always sees the session as settled. The
         description is this object's own (it never changes), not the one read
         back: that key may have just expired (a cache that stores expiry to the
         second can drop it early), and the write that finished the session has
@@ -166,23 +222,32 @@ class ProgressSession:
             ended = {t: r for t, r in records.items() if ProgressStatus(r["status"]).work_ended}
             store.renew_finished(self._id, self._meta, ended, conf.FINISHED_TTL)
 
+    def _claim(self, task_id: str, record: TaskRecord) -> None:
+        # This process runs the task from now on: readers watch its liveness.
+        record["runner"] = liveness.claim(self._id, list(self._names), task_id)
+
     def start(self, task_id: str) -> None:
-        """Mark a task RUNNING; its simulated percent starts moving. Starting a
-        running task does nothing; starting a finished one raises ValueError."""
+        """Mark a task RUNNING in this process; its simulated percent starts moving.
+        Starting a running task only records that this process now runs it;
+        starting a finished one raises ValueError, a cancelled one TaskCancelled."""
 
         def change(r: TaskRecord, now: float) -> bool:
             status = ProgressStatus(r["status"])
-            if status is ProgressStatus.PENDING:
-                r["status"] = ProgressStatus.RUNNING.value
-                r["started_at"] = now
-                r["floor"] = 0.0
-                return True
+            if status is ProgressStatus.CANCELLED:
+                raise TaskCancelled(f"Task {task_id!r} was cancelled.")
             if status.is_final:
                 raise ValueError(
                     f"Task {task_id!r} already finished ({status.value}); "
                     "create a new session to run it again."
                 )
-            return False
+            if status is ProgressStatus.PENDING:
+                r["status"] = ProgressStatus.RUNNING.value
+                r["started_at"] = now
+                r["floor"] = 0.0
+            elif status is not ProgressStatus.RUNNING or r.get("runner") == _own_token():
+                return False
+            self._claim(task_id, r)
+            return True
 
         self._write(task_id, change)
 
@@ -208,22 +273,35 @@ class ProgressSession:
     def error(self, task_id: str, message: str | None = None) -> None:
         """Mark a task ERROR with a message safe to show to users. The bar stays
         where it was. A finished task is left as it is."""
+        self._end(task_id, ProgressStatus.ERROR, message, current_settings().GENERIC_ERROR_MESSAGE)
+
+    def _end(
+        self,
+        task_id: str,
+        status: ProgressStatus,
+        message: str | None,
+        default: str,
+        *,
+        only_runner: str | None = None,
+    ) -> bool:
         conf = current_settings()
-        text = clean_text(
-            conf.GENERIC_ERROR_MESSAGE if message is None else message, conf.MAX_MESSAGE_LENGTH
-        )
+        text = clean_text(default if message is None else message, conf.MAX_MESSAGE_LENGTH)
 
         def change(r: TaskRecord, now: float) -> bool:
             if ProgressStatus(r["status"]).is_final:
                 return False
-            r["status"] = ProgressStatus.ERROR.value
+            if only_runner is not None and (
+                r["status"] != ProgressStatus.RUNNING or r.get("runner") != only_runner
+            ):
+                return False  # another process took the task over meanwhile
+            r["status"] = status.value
             r["finished_at"] = now
             r["message"] = text
             if r["started_at"] is None:
                 r["started_at"] = now
             return True
 
-        self._write(task_id, change)
+        return self._write(task_id, change)
 
     def fail(self, task_id: str, exc: BaseException) -> None:
         """Mark a task ERROR because of ``exc``: a ``ProgressError``'s text is shown,
@@ -243,6 +321,35 @@ class ProgressSession:
             ),
         )
 
+    def cancel(self, task_id: str | None = None, message: str | None = None) -> list[str]:
+        """Cancel one task, or every unfinished task of the session. Cooperative:
+        the work raises ``TaskCancelled`` at its next ``update()``, ``iterate()``
+        step or ``check_cancelled()``, and work not yet started never runs.
+        Returns the ids of the tasks this call cancelled (finished ones stay as
+        they are); ``task_cancelled`` is sent for each."""
+        task_ids = list(self._names) if task_id is None else [task_id]
+        for t in task_ids:
+            self._check_task(t)
+        default = current_settings().CANCELLED_MESSAGE
+        cancelled = [
+            t for t in task_ids if self._end(t, ProgressStatus.CANCELLED, message, default)
+        ]
+        for t in cancelled:
+            task_cancelled.send(sender=type(self), session=self, task_id=t)
+        return cancelled
+
+    def check_cancelled(self, task_id: str) -> None:
+        """Raise ``TaskCancelled`` if the task was cancelled (one cache read).
+        A cache that cannot be reached reads as not cancelled."""
+        self._check_task(task_id)
+        try:
+            record = store.read_task(self._id, task_id)
+        except store.CacheUnavailable as exc:
+            self._lost_write(exc)
+            return
+        if record is not None and record["status"] == ProgressStatus.CANCELLED:
+            raise TaskCancelled(f"Task {task_id!r} was cancelled.")
+
     def update(
         self,
         task_id: str,
@@ -253,25 +360,29 @@ class ProgressSession:
         message: str | None = None,
     ) -> None:
         """Report measured progress (``current`` of ``total``, or ``percent``) and/or
-        a message. Starts the task if it is still pending. Ignored once finished."""
+        a message. Starts the task if it is still pending. Ignored once finished;
+        raises ``TaskCancelled`` once cancelled."""
         conf = current_settings()
-        for label, value in (("current", current), ("total", total), ("percent", percent)):
-            if value is not None and (not isinstance(value, int | float) or value < 0):
-                raise ValueError(f"{label} must be a number >= 0, got {value!r}")
+        numbers = {"current": current, "total": total, "percent": percent}
+        checked = {label: check_amount(label, value) for label, value in numbers.items()}
 
         def change(r: TaskRecord, now: float) -> bool:
             status = ProgressStatus(r["status"])
+            if status is ProgressStatus.CANCELLED:
+                raise TaskCancelled(f"Task {task_id!r} was cancelled.")
             if status.work_ended:
                 return False
             if status is ProgressStatus.PENDING:
                 r["status"] = ProgressStatus.RUNNING.value
                 r["started_at"] = now
-            if current is not None:
-                r["current"] = current
-            if total is not None:
-                r["total"] = total
-            if percent is not None:
-                r["percent"] = min(100.0, float(percent))
+            if status is ProgressStatus.PENDING or r.get("runner") != _own_token():
+                self._claim(task_id, r)
+            if checked["current"] is not None:
+                r["current"] = checked["current"]
+            if checked["total"] is not None:
+                r["total"] = checked["total"]
+            if checked["percent"] is not None:
+                r["percent"] = min(100.0, float(checked["percent"]))
             if message is not None:
                 r["message"] = clean_text(message, conf.MAX_MESSAGE_LENGTH)
             return True
@@ -352,14 +463,43 @@ class ProgressSession:
     # -- reads -------------------------------------------------------------------
 
     def read(self, now: float | None = None) -> SessionSnapshot | None:
-        """A fresh snapshot (one cache round trip), or None if the session is gone."""
+        """A fresh snapshot (one cache round trip), or None if the session is gone.
+
+        Tasks whose process has stopped (see ``progress_ui.liveness``) are marked
+        ERROR first; checking costs at most one more read per runner per
+        ``WORKER_BEAT_INTERVAL`` in this process."""
         meta, records = store.read_all(self._id, list(self._names))
+        runners = _runners(records)
+        if runners and self._mark_lost(records, liveness.dead_runners(set(runners.values()))):
+            meta, records = store.read_all(self._id, list(self._names))
         return self._build(meta, records, now)
 
     async def aread(self, now: float | None = None) -> SessionSnapshot | None:
         """Async :meth:`read`."""
         meta, records = await store.aread_all(self._id, list(self._names))
+        runners = _runners(records)
+        if runners:
+            dead = await liveness.adead_runners(set(runners.values()))
+            if dead and await sync_to_async(self._mark_lost, thread_sensitive=False)(records, dead):
+                meta, records = await store.aread_all(self._id, list(self._names))
         return self._build(meta, records, now)
+
+    def _mark_lost(self, records: dict[str, TaskRecord], dead: set[str]) -> bool:
+        """Mark ERROR the RUNNING tasks whose runner is in ``dead``; True if any."""
+        message = current_settings().WORKER_LOST_MESSAGE
+        lost = [t for t, runner in _runners(records).items() if runner in dead]
+        marked = False
+        for task_id in lost:
+            logger.warning(
+                "progress_ui: task %r of session %s lost its worker %s",
+                task_id,
+                self._id,
+                records[task_id].get("runner"),
+            )
+            runner = records[task_id].get("runner")
+            if self._end(task_id, ProgressStatus.ERROR, message, message, only_runner=runner):
+                marked = True
+        return marked
 
     def _build(
         self,
@@ -409,14 +549,19 @@ class ProgressSession:
     # -- streams ---------------------------------------------------------------
 
     def stream(self, poll_interval: float = 0.1) -> Iterator[str]:
-        """NDJSON: one JSON snapshot per line, each when the state changed, until
-        the session settles or expires (see ``progress_ui.follow``)."""
-        items = follow_snapshots(self, poll_interval=poll_interval)
+        """NDJSON: one JSON snapshot per line, each when the state changed, as the
+        original API says: until every task is complete, or up to and including
+        the first snapshot with an error (or a cancelled task, or expiry).
+
+        (The browsers' HTML stream goes on while other tasks still run after an
+        error: ``snapshot.is_settled``.)"""
+        items = follow_snapshots(self, poll_interval=poll_interval, until=has_ended)
         return json_lines(self._id, items)
 
     def astream(self, poll_interval: float = 0.1) -> AsyncIterator[str]:
         """Async :meth:`stream`."""
-        return ajson_lines(self._id, afollow_snapshots(self, poll_interval=poll_interval))
+        items = afollow_snapshots(self, poll_interval=poll_interval, until=has_ended)
+        return ajson_lines(self._id, items)
 
     def delete(self) -> None:
         """Remove the session from the cache now."""

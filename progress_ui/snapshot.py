@@ -105,6 +105,15 @@ def is_settled(snap: SessionSnapshot) -> bool:
     return ReportedStatus(snap["status"]).is_final
 
 
+def has_ended(snap: SessionSnapshot) -> bool:
+    """The original API's end of ``stream()``: every task complete, or any task
+    failed or cancelled (or the session expired)."""
+    if snap["expired"] or snap["status"] == ReportedStatus.COMPLETE:
+        return True
+    ended = (ReportedStatus.ERROR, ReportedStatus.CANCELLED)
+    return any(t["status"] in ended for t in snap["tasks"].values())
+
+
 def to_json(snap: SessionSnapshot) -> str:
     """The snapshot as compact JSON text: the payload of NDJSON lines and
     JSON answers."""

@@ -4,7 +4,9 @@ The sync stream (WSGI, one thread per stream anyway) polls the cache for its
 own viewer; the async one (ASGI) follows the session through the event loop's
 shared poller (``progress_ui.hub``) by default. Both end with ``done`` once the
 session has settled (see ``progress_ui.sse`` for the wire format). A failure is
-logged and ends the stream with a safe ``progress-error`` event, then ``done``.
+logged and ends the stream with a safe ``progress-error`` event, then ``done``;
+but a cache that cannot be reached (``store.CacheUnavailable``) may come back,
+so then the stream just ends and the browser reconnects after ``retry:``.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from .rendering import render_partials
 from .session import ProgressSession
 from .snapshot import SessionSnapshot, is_settled
 from .sse import Render, SSEFormatter
+from .store import CacheUnavailable
 
 logger = logging.getLogger("progress_ui")
 
@@ -28,8 +31,17 @@ def default_render(snapshot: SessionSnapshot) -> str:
     return str(render_partials(snapshot))
 
 
-def _log_failure(session_id: str) -> None:
+def _is_transient(exc: BaseException) -> bool:
+    return isinstance(exc, CacheUnavailable) or isinstance(exc.__cause__, CacheUnavailable)
+
+
+def _end_after(exc: Exception, session_id: str, formatter: SSEFormatter) -> list[str]:
+    """The last messages of a stream that failed with ``exc``."""
+    if _is_transient(exc):
+        logger.warning("progress_ui: SSE stream of session %s paused: %s", session_id, exc)
+        return []  # no done: the browser reconnects and resumes
     logger.exception("progress_ui: SSE stream of session %s failed", session_id)
+    return formatter.error()
 
 
 def sse_messages(
@@ -46,9 +58,8 @@ def sse_messages(
             else:
                 last = item
                 yield formatter.snapshot(item)
-    except Exception:
-        _log_failure(session_id)
-        yield from formatter.error()
+    except Exception as exc:
+        yield from _end_after(exc, session_id, formatter)
         return
     if last is not None and is_settled(last):
         yield formatter.done()
@@ -73,9 +84,8 @@ async def asse_messages(
                 last = item
                 payload = None if shared is None else shared.render(item, formatter.render)
                 yield formatter.snapshot(item, payload)
-    except Exception:
-        _log_failure(session_id)
-        for message in formatter.error():
+    except Exception as exc:
+        for message in _end_after(exc, session_id, formatter):
             yield message
         return
     finally:

@@ -1,9 +1,10 @@
 """The one status vocabulary: the states a task is stored in, the states that
 snapshots report, and which of them are final.
 
-Stored: PENDING -> RUNNING -> COMPLETING -> COMPLETE, or ERROR from any state
-before COMPLETE. Reported (``to_dict()``, NDJSON, JSON, HTML): the same without
-COMPLETING, which reads as ``running`` (the original API's rule).
+Stored: PENDING -> RUNNING -> COMPLETING -> COMPLETE, or ERROR or CANCELLED
+from any state before COMPLETING. Reported (``to_dict()``, NDJSON, JSON, HTML):
+the same without COMPLETING, which reads as ``running`` (the original API's
+rule). CANCELLED is not in the original API; it is reported as ``cancelled``.
 """
 
 from __future__ import annotations
@@ -18,10 +19,11 @@ class ReportedStatus(StrEnum):
     RUNNING = "running"
     COMPLETE = "complete"
     ERROR = "error"
+    CANCELLED = "cancelled"
 
     @property
     def is_final(self) -> bool:
-        """COMPLETE or ERROR."""
+        """COMPLETE, ERROR or CANCELLED."""
         return self in REPORTED_FINAL
 
     def __str__(self) -> str:
@@ -37,15 +39,17 @@ class ProgressStatus(StrEnum):
     COMPLETING = "completing"
     COMPLETE = "complete"
     ERROR = "error"
+    #: Stopped on request (``ProgressSession.cancel``); the work stops at its next step.
+    CANCELLED = "cancelled"
 
     @property
     def is_final(self) -> bool:
-        """COMPLETE or ERROR: the record never changes again."""
+        """COMPLETE, ERROR or CANCELLED: the record never changes again."""
         return self in FINAL
 
     @property
     def work_ended(self) -> bool:
-        """COMPLETING, COMPLETE or ERROR: the work is over and takes no more
+        """COMPLETING or a final state: the work is over and takes no more
         progress, though a COMPLETING bar is still animating."""
         return self in WORK_ENDED
 
@@ -60,6 +64,8 @@ class ProgressStatus(StrEnum):
         return self.value
 
 
-FINAL = frozenset({ProgressStatus.COMPLETE, ProgressStatus.ERROR})
+FINAL = frozenset({ProgressStatus.COMPLETE, ProgressStatus.ERROR, ProgressStatus.CANCELLED})
 WORK_ENDED = FINAL | {ProgressStatus.COMPLETING}
-REPORTED_FINAL = frozenset({ReportedStatus.COMPLETE, ReportedStatus.ERROR})
+REPORTED_FINAL = frozenset(
+    {ReportedStatus.COMPLETE, ReportedStatus.ERROR, ReportedStatus.CANCELLED}
+)

@@ -3,16 +3,51 @@
 Layout: one key for the session's (immutable) description and one key per task,
 so writers of different tasks never overwrite each other. A snapshot is read
 with a single ``get_many`` round trip.
+
+Whatever a cache backend raises (redis-py's ``ConnectionError``, a database
+error, an ``OSError`` of the file cache...) leaves this module as
+:class:`CacheUnavailable`, so callers handle one exception for "the cache
+cannot be reached right now".
 """
 
 from __future__ import annotations
 
-from typing import Any, TypedDict, cast
+import math
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, TypedDict, TypeVar, cast
 
 from django.core.cache import BaseCache, caches
 
 from .conf import settings
 from .records import TaskRecord
+
+V = TypeVar("V")
+
+
+class CacheUnavailable(Exception):
+    """The progress cache could not be read or written (the cause is chained)."""
+
+
+@contextmanager
+def _translated() -> Iterator[None]:
+    try:
+        yield
+    except CacheUnavailable:
+        raise
+    except Exception as exc:
+        raise CacheUnavailable(f"progress_ui: the cache failed ({type(exc).__name__})") from exc
+
+
+def _call(fn: Callable[[], V]) -> V:
+    with _translated():
+        return fn()
+
+
+async def _acall(fn: Callable[[], Awaitable[V]]) -> V:
+    with _translated():
+        return await fn()
+
 
 #: Bump when the stored shape changes incompatibly.
 FORMAT = 1
@@ -45,18 +80,18 @@ def all_keys(session_id: str, task_ids: list[str]) -> list[str]:
 def create(session_id: str, meta: SessionMeta, records: dict[str, TaskRecord], ttl: int) -> None:
     data: dict[str, Any] = {meta_key(session_id): meta}
     data.update({task_key(session_id, t): r for t, r in records.items()})
-    failed = cache().set_many(data, timeout=ttl)
+    failed = _call(lambda: cache().set_many(data, timeout=ttl))
     if failed:
-        raise RuntimeError(f"progress_ui: the cache refused keys {failed!r}")
+        raise CacheUnavailable(f"progress_ui: the cache refused keys {failed!r}")
 
 
 def load_meta(session_id: str) -> SessionMeta | None:
-    value = cache().get(meta_key(session_id))
+    value = _call(lambda: cache().get(meta_key(session_id)))
     return _as_meta(value)
 
 
 async def aload_meta(session_id: str) -> SessionMeta | None:
-    value = await cache().aget(meta_key(session_id))
+    value = await _acall(lambda: cache().aget(meta_key(session_id)))
     return _as_meta(value)
 
 
@@ -78,19 +113,19 @@ def read_all(
     session_id: str, task_ids: list[str]
 ) -> tuple[SessionMeta | None, dict[str, TaskRecord]]:
     """The session description and every task record, in one round trip."""
-    found = cache().get_many(all_keys(session_id, task_ids))
+    found = _call(lambda: cache().get_many(all_keys(session_id, task_ids)))
     return _split(session_id, task_ids, found)
 
 
 async def aread_all(
     session_id: str, task_ids: list[str]
 ) -> tuple[SessionMeta | None, dict[str, TaskRecord]]:
-    found = await cache().aget_many(all_keys(session_id, task_ids))
+    found = await _acall(lambda: cache().aget_many(all_keys(session_id, task_ids)))
     return _split(session_id, task_ids, found)
 
 
 def read_task(session_id: str, task_id: str) -> TaskRecord | None:
-    return cast("TaskRecord | None", cache().get(task_key(session_id, task_id)))
+    return cast("TaskRecord | None", _call(lambda: cache().get(task_key(session_id, task_id))))
 
 
 def write_task(
@@ -98,7 +133,10 @@ def write_task(
 ) -> None:
     """Store one task and renew the session description with it (one round trip
     on Redis). Rewriting the description is safe: it never changes after create."""
-    cache().set_many({meta_key(session_id): meta, task_key(session_id, task_id): record}, ttl)
+    data = {meta_key(session_id): meta, task_key(session_id, task_id): record}
+    failed = _call(lambda: cache().set_many(data, ttl))
+    if failed:
+        raise CacheUnavailable(f"progress_ui: the cache refused keys {failed!r}")
 
 
 def renew_finished(
@@ -111,4 +149,34 @@ def renew_finished(
 
 
 def delete(session_id: str, task_ids: list[str]) -> None:
-    cache().delete_many(all_keys(session_id, task_ids))
+    _call(lambda: cache().delete_many(all_keys(session_id, task_ids)))
+
+
+# -- liveness of the processes running tasks ---------------------------------------
+
+
+def alive_key(token: str) -> str:
+    return f"{settings.KEY_PREFIX}:alive:{token}"
+
+
+def mark_alive(token: str, ttl: float) -> None:
+    """Say that the process ``token`` lives, for the next ``ttl`` seconds."""
+    _call(lambda: cache().set(alive_key(token), 1, timeout=math.ceil(ttl)))
+
+
+def alive(tokens: list[str]) -> set[str]:
+    """Those of ``tokens`` whose process said it lives recently (one round trip)."""
+    found = _call(lambda: cache().get_many([alive_key(t) for t in tokens]))
+    return {t for t in tokens if alive_key(t) in found}
+
+
+async def aalive(tokens: list[str]) -> set[str]:
+    found = await _acall(lambda: cache().aget_many([alive_key(t) for t in tokens]))
+    return {t for t in tokens if alive_key(t) in found}
+
+
+def touch_session(session_id: str, task_ids: list[str], ttl: int) -> None:
+    """Renew the lifetime of a session's keys without rewriting them (a task that
+    runs long without reporting keeps its session readable)."""
+    for key in all_keys(session_id, task_ids):
+        _call(lambda key=key: cache().touch(key, ttl))  # type: ignore[misc]

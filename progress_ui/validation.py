@@ -6,6 +6,7 @@ only bound length, drop control characters and check identifiers.
 
 from __future__ import annotations
 
+import math
 import re
 import unicodedata
 
@@ -13,6 +14,8 @@ TASK_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}\Z")
 #: ``secrets.token_urlsafe(24)``: 32 characters, 192 bits of randomness.
 SESSION_ID_RE = re.compile(r"^[A-Za-z0-9_-]{32}\Z")
 ELLIPSIS = "\u2026"
+#: Largest count or total accepted (far beyond any real count, and exact in a float).
+MAX_AMOUNT = 10**15
 
 
 def is_valid_session_id(value: object) -> bool:
@@ -39,3 +42,19 @@ def clean_text(value: object, max_length: int) -> str:
     if len(text) > max_length:
         text = text[: max(0, max_length - 1)] + ELLIPSIS
     return text
+
+
+def check_amount(label: str, value: object) -> float | int | None:
+    """``value`` if it is a finite number from 0 to ``MAX_AMOUNT`` (or None);
+    else ``ValueError`` naming ``label``. NaN and infinity would reach browsers
+    as invalid JSON, and huge integers overflow every later read."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(f"{label} must be a number, got {value!r}")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError(f"{label} must be a finite number, got {value!r}")
+    if not 0 <= value <= MAX_AMOUNT:
+        shown = value if abs(value) < 10**20 else f"a {len(str(int(value)))}-digit number"
+        raise ValueError(f"{label} must be between 0 and {MAX_AMOUNT:.0e}, got {shown}")
+    return value

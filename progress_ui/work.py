@@ -9,10 +9,14 @@ every task queue can serialise.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterable, Iterator
 from typing import Concatenate, ParamSpec, Protocol, TypeVar
 
 from .session import ProgressSession
+from .store import CacheUnavailable
+
+logger = logging.getLogger("progress_ui")
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -59,6 +63,12 @@ class TaskProgress:
             self.task_id, iterable, total=total, message=message, complete=False
         )
 
+    def check_cancelled(self) -> None:
+        """Raise ``TaskCancelled`` if the task was cancelled (one cache read): call
+        it between steps that do not report progress."""
+        if self.session is not None:
+            self.session.check_cancelled(self.task_id)
+
     def __repr__(self) -> str:
         return f"<TaskProgress {self.session_id}/{self.task_id}>"
 
@@ -74,8 +84,15 @@ def run_task(
     """Run ``func(progress, *args, **kwargs)`` as ``task_id`` of the session
     ``session_id``: RUNNING, then COMPLETING on return, or ERROR on an exception
     (a ``ProgressError``'s text is shown, anything else the generic message),
-    which is re-raised so the task runner records the failure too."""
-    session = ProgressSession.get(session_id)
+    which is re-raised so the task runner records the failure too. A cancelled
+    task raises ``TaskCancelled`` without running ``func`` (or at its next step).
+
+    When the cache cannot be reached, the work still runs, without progress."""
+    try:
+        session = ProgressSession.get(session_id)
+    except CacheUnavailable:
+        logger.warning("progress_ui: session %s unreadable; running without progress", session_id)
+        session = None
     progress = TaskProgress(session, task_id)
     if session is None:
         return func(progress, *args, **kwargs)
