@@ -18,7 +18,9 @@ _EXPORTS = {
     "ProgressSession": ".session",
     "ProgressStatus": ".status",
     "ReportedStatus": ".status",
+    "TaskCancelled": ".exceptions",
     "TaskProgress": ".work",
+    "run_task": ".work",
 }
 
 __all__ = [
@@ -28,16 +30,18 @@ __all__ = [
     "ProgressStatus",
     "ReportedStatus",
     "SequentialTask",
+    "TaskCancelled",
     "TaskProgress",
     "UnknownTaskError",
+    "run_task",
 ]
 
 if TYPE_CHECKING:
-    from .exceptions import ProgressError, UnknownTaskError
+    from .exceptions import ProgressError, TaskCancelled, UnknownTaskError
     from .handles import ParallelTask, SequentialTask
     from .session import ProgressSession
     from .status import ProgressStatus, ReportedStatus
-    from .work import TaskProgress
+    from .work import TaskProgress, run_task
 
 
 def __getattr__(name: str) -> Any:

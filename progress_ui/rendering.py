@@ -147,6 +147,7 @@ def status_label(status: str, *, expired: bool = False) -> str:
         ReportedStatus.RUNNING: gettext("In progress"),
         ReportedStatus.COMPLETE: gettext("Complete"),
         ReportedStatus.ERROR: gettext("Failed"),
+        ReportedStatus.CANCELLED: gettext("Cancelled"),
     }
     try:
         return labels[ReportedStatus(status)]
@@ -229,6 +230,8 @@ def _status_text(snapshot: SessionSnapshot, done: int, total: int) -> str:
             "name": _one_line_breaks(first["name"]),
             "message": _one_line_breaks(first["message"]),
         }
+    if status is ReportedStatus.CANCELLED:
+        return gettext("Cancelled.")
     if status is ReportedStatus.COMPLETE:
         return ngettext("Complete.", "All %(count)s tasks complete.", total) % {"count": total}
     if status is ReportedStatus.PENDING:
@@ -330,6 +333,7 @@ def render_session(
     htmx: int | str | None = None,
     refresh_url: str | None = None,
     transport: str = "sse",
+    cancellable: bool = False,
 ) -> SafeString:
     """The whole component: regions inside an element that connects to the SSE
     stream (no connection once the session has finished), plus a ``<noscript>``
@@ -342,6 +346,10 @@ def render_session(
 
     ``refresh_url`` is where a no-JS browser reloads the state; by default the
     current page for a GET request, else the HTML fragment endpoint.
+
+    ``cancellable=True`` adds a Cancel button (a CSRF-protected POST to
+    ``progress_ui:cancel``; pass ``request`` so the form carries the token)
+    while the session runs.
     """
     snapshot = snapshot_of(session)
     display = session_display(snapshot)
@@ -352,12 +360,18 @@ def render_session(
         "sse_url": "",
         "poll_url": "",
         "refresh_url": "",
+        "cancel_url": "",
+        "next_url": "",
         "done_event": DONE_EVENT,
     }
     if not display.finished:
         if transport != "poll":
             context["sse_url"] = progress_url("sse", display.session_id)
         context["poll_url"] = progress_url("fragment", display.session_id) + "?transport=poll"
+        if cancellable:
+            context["cancel_url"] = progress_url("cancel", display.session_id)
+            if request is not None and request.method in ("GET", "HEAD"):
+                context["next_url"] = request.get_full_path()
         # htmx parses responses with scripting off: a <noscript> meta refresh in a
         # swapped-in fragment would come alive and reload the page. So only
         # full-page renders get the no-JS refresh.

@@ -288,8 +288,11 @@ class ProgressSession:
         text = clean_text(default if message is None else message, conf.MAX_MESSAGE_LENGTH)
 
         def change(r: TaskRecord, now: float) -> bool:
-            if ProgressStatus(r["status"]).is_final:
+            current = ProgressStatus(r["status"])
+            if current.is_final:
                 return False
+            if status is ProgressStatus.CANCELLED and current.work_ended:
+                return False  # its work is over: too late to cancel
             if only_runner is not None and (
                 r["status"] != ProgressStatus.RUNNING or r.get("runner") != only_runner
             ):

@@ -4,6 +4,7 @@
 - ``progress_ui:ndjson`` ``<id>/stream/``: JSON-lines stream (scripts)
 - ``progress_ui:json`` ``<id>/json/``: current snapshot as JSON (polling)
 - ``progress_ui:fragment`` ``<id>/html/``: the whole component as HTML (no-JS refresh)
+- ``progress_ui:cancel`` ``<id>/cancel/``: POST (CSRF-protected) cancels the session
 """
 
 from __future__ import annotations
@@ -19,4 +20,5 @@ urlpatterns = [
     path("<str:session_id>/stream/", views.NDJSONView.as_view(), name="ndjson"),
     path("<str:session_id>/json/", views.JSONView.as_view(), name="json"),
     path("<str:session_id>/html/", views.FragmentView.as_view(), name="fragment"),
+    path("<str:session_id>/cancel/", views.CancelView.as_view(), name="cancel"),
 ]

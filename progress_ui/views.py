@@ -20,10 +20,18 @@ from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 from django.core.handlers.asgi import ASGIRequest
-from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
+from django.http import (
+    HttpRequest,
+    HttpResponse,
+    HttpResponseRedirect,
+    JsonResponse,
+    StreamingHttpResponse,
+)
 from django.utils.decorators import method_decorator
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.views import View
 from django.views.decorators.cache import never_cache
+from django.views.decorators.csrf import csrf_protect
 
 from . import rendering, sse
 from .follow import ajson_lines, follow_snapshots, json_lines
@@ -201,3 +209,26 @@ class FragmentView(SessionLookupMixin, View):
     def get(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         snapshot = self.get_progress_session().to_dict()
         return HttpResponse(self.render_session(snapshot))
+
+
+@method_decorator(never_cache, name="dispatch")
+@method_decorator(csrf_protect, name="dispatch")
+class CancelView(SessionLookupMixin, View):
+    """POST: cancel every unfinished task of the session (``ProgressSession.cancel``),
+    for whoever may read it; everyone else gets the usual 404. Answers htmx with
+    the component, a form post by going back to ``next`` (a local URL), and
+    anything else with the JSON snapshot."""
+
+    http_method_names = ["post", "options"]
+
+    def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        session = self.get_progress_session()
+        session.cancel()
+        if request.headers.get("HX-Request") == "true":
+            return HttpResponse(rendering.render_session(session, request=request))
+        next_url = request.POST.get("next", "")
+        if next_url and url_has_allowed_host_and_scheme(
+            next_url, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+        ):
+            return HttpResponseRedirect(next_url)
+        return JsonResponse(session.to_dict())

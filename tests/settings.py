@@ -4,6 +4,7 @@ processes started by cross-process tests."""
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -83,4 +84,8 @@ UNREACHABLE_CACHE = {
 }
 PROGRESS_TEST_CACHE = os.environ.get("PROGRESS_TEST_CACHE", "locmem")
 CACHES = {"default": BACKENDS["locmem"], **BACKENDS, "unreachable": UNREACHABLE_CACHE}
-PROGRESS_UI = {"CACHE_ALIAS": PROGRESS_TEST_CACHE}
+# Child processes get extra PROGRESS_UI settings (fast liveness, say) as JSON.
+PROGRESS_UI = {
+    "CACHE_ALIAS": PROGRESS_TEST_CACHE,
+    **json.loads(os.environ.get("PROGRESS_TEST_UI", "{}")),
+}

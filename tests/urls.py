@@ -1,7 +1,17 @@
 from __future__ import annotations
 
+from django.http import HttpRequest, HttpResponse
 from django.urls import URLPattern, URLResolver, include, path
+
+from progress_ui import ProgressSession
+
+
+def start_owned(request: HttpRequest) -> HttpResponse:
+    """Creates a session owned by the visitor (for access tests); answers its id."""
+    return HttpResponse(ProgressSession.create({"a": "A"}, request=request).session_id)
+
 
 urlpatterns: list[URLPattern | URLResolver] = [
     path("progress/", include("progress_ui.urls")),
+    path("tests-start-owned/", start_owned),
 ]

@@ -84,8 +84,10 @@ def progress_session(
     title: str = "",
     htmx: int | str | None = None,
     refresh_url: str | None = None,
+    cancellable: Any = False,
 ) -> SafeString:
-    """The whole component for ``session`` (a ``ProgressSession`` or a snapshot)."""
+    """The whole component for ``session`` (a ``ProgressSession`` or a snapshot);
+    ``cancellable`` adds a Cancel button while it runs."""
     request = context.get("request")
     return render_session(
         session,
@@ -93,6 +95,7 @@ def progress_session(
         title=title,
         htmx=htmx,
         refresh_url=refresh_url or None,
+        cancellable=cancellable not in (False, None, "", "False", "false", "0"),
     )
 
 

@@ -1,0 +1,188 @@
+"""Run a piece of work as one task of a progress session on a Django Tasks worker.
+
+::
+
+    from progress_ui.contrib.django_tasks import progress_task
+
+    @progress_task                      # or @progress_task(queue_name=..., priority=...)
+    def import_products(progress: TaskProgress, path: str) -> int:
+        for row in progress.iterate(load_rows(path)):
+            save(row)
+        return 42
+
+    session.enqueue("products", import_products, "/data/products.csv")
+
+The decorated name is a real Django ``Task`` (``import_products.enqueue(...)``,
+``.using(...)`` and ``.get_result(...)`` work as usual) whose function takes
+``(session_id, task_id, *args, **kwargs)``. Like any Django Task it must be
+bound at module level under the function's own name, so that a worker can
+import it, and its arguments and return value must be JSON-serialisable.
+
+Django 6 ships ``django.tasks``; on Django 5.2 install the ``django-tasks``
+backport (``pip install "django-progress-ui[tasks]"``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Concatenate, Generic, ParamSpec, TypeVar, cast, overload
+
+from ..exceptions import UnknownTaskError
+from ..session import ProgressSession
+from ..work import TaskProgress, run_task
+
+if TYPE_CHECKING:
+    from django.tasks import task_backends
+    from django.tasks.base import DEFAULT_TASK_BACKEND_ALIAS, Task, TaskResult
+else:
+    # Prefer Django's own framework: it is the one django-tasks-db and other
+    # backends pick too when both are installed, and their isinstance checks
+    # must see the same Task class.
+    try:
+        from django.tasks import task_backends
+        from django.tasks.base import DEFAULT_TASK_BACKEND_ALIAS, Task, TaskResult
+    except ImportError:
+        try:
+            from django_tasks import task_backends
+            from django_tasks.base import DEFAULT_TASK_BACKEND_ALIAS, Task, TaskResult
+        except ImportError as exc:
+            raise ImportError(
+                "progress_ui.contrib.django_tasks needs Django 6+ (django.tasks) or the "
+                "django-tasks backport: pip install django-tasks"
+            ) from exc
+
+__all__ = ["ProgressTask", "progress_task"]
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+#: Where the task function keeps the undecorated work (a function attribute
+#: survives ``Task.using()``, which copies the Task but shares its function).
+_WORK_ATTR = "_progress_ui_work"
+
+
+if TYPE_CHECKING:
+    _TaskBase = Task[Concatenate[str, str, P], R]
+else:
+
+    class _TaskBase(Task, Generic[P, R]):
+        """Django's Task cannot be subscripted at run time: make a generic one."""
+
+        __slots__ = ()
+
+
+class ProgressTask(_TaskBase[P, R]):
+    """A Django Task running ``work(progress, *args, **kwargs)`` as one task of a
+    session. Made by :func:`progress_task`; enqueue it with
+    ``session.enqueue(task_id, this, *args, **kwargs)``."""
+
+    # Same layout as Task (a slotted dataclass), so that it combines with a
+    # backend's own slotted task_class.
+    __slots__ = ()
+
+    @property
+    def work(self) -> Callable[Concatenate[TaskProgress, P], R]:
+        """The undecorated function."""
+        return cast(Callable[Concatenate[TaskProgress, P], R], getattr(self.func, _WORK_ATTR))
+
+    def __call__(self, progress: TaskProgress, /, *args: P.args, **kwargs: P.kwargs) -> R:
+        """Run the work here and now, outside any task runner (for tests)."""
+        return self.work(progress, *args, **kwargs)
+
+    def enqueue_progress(
+        self, session: ProgressSession, task_id: str, /, *args: P.args, **kwargs: P.kwargs
+    ) -> TaskResult[Concatenate[str, str, P], R]:
+        """Enqueue the work as ``task_id`` of ``session``; returns the ``TaskResult``.
+        An unknown task id or arguments that are not JSON-serialisable raise
+        before anything is enqueued."""
+        _check_task(session, task_id)
+        return self.enqueue(session.session_id, task_id, *args, **kwargs)
+
+    async def aenqueue_progress(
+        self, session: ProgressSession, task_id: str, /, *args: P.args, **kwargs: P.kwargs
+    ) -> TaskResult[Concatenate[str, str, P], R]:
+        """Async :meth:`enqueue_progress`."""
+        _check_task(session, task_id)
+        return await self.aenqueue(session.session_id, task_id, *args, **kwargs)
+
+
+def _check_task(session: ProgressSession, task_id: str) -> None:
+    # Called directly (not through session.enqueue), a wrong id would otherwise
+    # only fail later, in the worker.
+    if task_id not in session.tasks:
+        raise UnknownTaskError(
+            f"Unknown task {task_id!r}; this session has: {', '.join(session.tasks)}"
+        )
+
+
+#: Backend task class -> its ProgressTask subclass, made once.
+_classes: dict[type[Any], type[ProgressTask[Any, Any]]] = {Task: ProgressTask}
+
+
+def _progress_class(task_class: type[Task[..., Any]]) -> type[ProgressTask[Any, Any]]:
+    """ProgressTask on top of the backend's own ``task_class``."""
+    if issubclass(task_class, ProgressTask):
+        return task_class
+    if task_class not in _classes:
+        name = f"Progress{task_class.__name__}"
+        made = type(name, (ProgressTask, task_class), {"__slots__": ()})
+        _classes[task_class] = cast(type[ProgressTask[Any, Any]], made)
+    return _classes[task_class]
+
+
+def _make_task(
+    work: Callable[Concatenate[TaskProgress, P], R], options: dict[str, Any]
+) -> ProgressTask[P, R]:
+    if not callable(work):
+        raise TypeError(f"progress_task decorates a function, got {work!r}")
+
+    def run(session_id: str, task_id: str, /, *args: P.args, **kwargs: P.kwargs) -> R:
+        return run_task(session_id, task_id, work, *args, **kwargs)
+
+    # A worker finds the task by its function's module and qualified name: make
+    # them the decorated name's, which will be bound to the returned Task.
+    for attr in ("__module__", "__name__", "__qualname__", "__doc__"):
+        setattr(run, attr, getattr(work, attr, None))
+    setattr(run, _WORK_ATTR, work)
+    backend = options.setdefault("backend", DEFAULT_TASK_BACKEND_ALIAS)
+    # What Django's task() decorator does, with the backend's task class
+    # extended; the Task validates itself against the backend here.
+    task_class = _progress_class(task_backends[backend].task_class)
+    return cast(ProgressTask[P, R], task_class(func=run, **options))
+
+
+@overload
+def progress_task(work: Callable[Concatenate[TaskProgress, P], R], /) -> ProgressTask[P, R]: ...
+
+
+@overload
+def progress_task(
+    *,
+    priority: int | None = None,
+    queue_name: str | None = None,
+    backend: str | None = None,
+) -> Callable[[Callable[Concatenate[TaskProgress, P], R]], ProgressTask[P, R]]: ...
+
+
+def progress_task(
+    work: Callable[Concatenate[TaskProgress, P], R] | None = None,
+    /,
+    *,
+    priority: int | None = None,
+    queue_name: str | None = None,
+    backend: str | None = None,
+) -> ProgressTask[P, R] | Callable[[Callable[Concatenate[TaskProgress, P], R]], ProgressTask[P, R]]:
+    """Make ``work(progress, *args, **kwargs)`` a Django Task of progress sessions.
+
+    Use bare or with Django's ``task()`` options (``priority``, ``queue_name``,
+    ``backend``). The work gets a :class:`~progress_ui.work.TaskProgress`; the
+    task is RUNNING while it runs, then COMPLETE, or ERROR with a safe message
+    (the exception is re-raised, so the Django result is FAILED too).
+    """
+    given = {"priority": priority, "queue_name": queue_name, "backend": backend}
+    options = {name: value for name, value in given.items() if value is not None}
+
+    def decorate(func: Callable[Concatenate[TaskProgress, P], R]) -> ProgressTask[P, R]:
+        return _make_task(func, dict(options))
+
+    return decorate if work is None else decorate(work)
