@@ -19,6 +19,17 @@ class TaskCancelled(Exception):
     stops at its next step. Not an error: the task shows as cancelled."""
 
 
+class StillRunning(Exception):
+    """Raised by a task runner's wrapper around ``exc``, an exception that ends
+    this attempt of the work but not the task (a retry will run it again): the
+    task stays RUNNING, this process stops answering for it, and
+    ``work.run_task`` re-raises ``exc`` itself."""
+
+    def __init__(self, exc: Exception) -> None:
+        super().__init__(exc)
+        self.exc = exc
+
+
 class UnknownTaskError(KeyError, ValueError):
     """A task id that is not part of the session. Catchable as KeyError or ValueError."""
 

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from concurrent.futures import CancelledError, Future
 from typing import Generic, ParamSpec, Protocol, TypeVar
 
-from .exceptions import TaskCancelled
+from .exceptions import StillRunning, TaskCancelled
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -31,6 +31,8 @@ class TaskRecorder(Protocol):
     def fail(self, task_id: str, exc: BaseException) -> None: ...
 
     def cancel(self, task_id: str | None = None, message: str | None = None) -> list[str]: ...
+
+    def detach(self, task_id: str) -> None: ...
 
 
 class SequentialTask(Generic[R]):
@@ -65,6 +67,9 @@ class SequentialTask(Generic[R]):
             # Stopped at a step after a cancel: the task already shows it.
             task._exception = exc
             return task
+        except StillRunning:
+            session.detach(task_id)  # a retry runs it again, maybe elsewhere
+            raise
         except Exception as exc:
             task._exception = exc
             session.fail(task_id, exc)

@@ -341,6 +341,20 @@ class ProgressSession:
             task_cancelled.send(sender=type(self), session=self, task_id=t)
         return cancelled
 
+    def detach(self, task_id: str) -> None:
+        """This process stops running the task without finishing it (a retry will
+        run it again): it stays RUNNING, and its liveness no longer depends on
+        this process. Until the retry starts, only the session's TTL ends it."""
+
+        def change(r: TaskRecord, now: float) -> bool:
+            if r["status"] != ProgressStatus.RUNNING or r.get("runner") is None:
+                return False
+            r["runner"] = None
+            return True
+
+        self._write(task_id, change)
+        liveness.release(self._id, task_id)
+
     def check_cancelled(self, task_id: str) -> None:
         """Raise ``TaskCancelled`` if the task was cancelled (one cache read).
         A cache that cannot be reached reads as not cancelled."""

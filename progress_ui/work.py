@@ -13,6 +13,7 @@ import logging
 from collections.abc import Callable, Iterable, Iterator
 from typing import Concatenate, ParamSpec, Protocol, TypeVar
 
+from .exceptions import StillRunning
 from .session import ProgressSession
 from .store import CacheUnavailable
 
@@ -84,7 +85,9 @@ def run_task(
     """Run ``func(progress, *args, **kwargs)`` as ``task_id`` of the session
     ``session_id``: RUNNING, then COMPLETING on return, or ERROR on an exception
     (a ``ProgressError``'s text is shown, anything else the generic message),
-    which is re-raised so the task runner records the failure too. A cancelled
+    which is re-raised so the task runner records the failure too. ``func`` may
+    raise ``StillRunning(exc)`` to end this attempt only (a runner's retry): the
+    task stays RUNNING and ``exc`` is raised. A cancelled
     task raises ``TaskCancelled`` without running ``func`` (or at its next step).
 
     When the cache cannot be reached, the work still runs, without progress."""
@@ -94,9 +97,14 @@ def run_task(
         logger.warning("progress_ui: session %s unreadable; running without progress", session_id)
         session = None
     progress = TaskProgress(session, task_id)
-    if session is None:
-        return func(progress, *args, **kwargs)
-    return session.add_sequential(task_id, func, progress, *args, **kwargs).result
+    try:
+        if session is None:
+            return func(progress, *args, **kwargs)
+        return session.add_sequential(task_id, func, progress, *args, **kwargs).result
+    except StillRunning as still:
+        kept = still.exc
+    # Raised outside the handler, so the exception keeps its own cause and context.
+    raise kept
 
 
 class ProgressRunnable(Protocol):

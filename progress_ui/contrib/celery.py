@@ -46,9 +46,9 @@ from celery import Task, shared_task
 from celery.exceptions import Ignore, Reject, Retry
 from celery.signals import task_revoked
 
-from ..exceptions import ProgressError, UnknownTaskError
+from ..exceptions import ProgressError, StillRunning, UnknownTaskError
 from ..session import ProgressSession
-from ..work import TaskProgress
+from ..work import TaskProgress, run_task
 
 if TYPE_CHECKING:
     from celery import Celery
@@ -150,10 +150,10 @@ class ProgressTask(Task[Any, Any], Generic[P, R]):
                 return work(progress, *args, **kwargs)
             except Exception as exc:
                 if self.progress_keeps_running(exc):
-                    raise _KeepRunning(exc) from None
+                    raise StillRunning(exc) from None
                 raise
 
-        return _run_attempt(session_id, task_id, attempt)
+        return run_task(session_id, task_id, attempt)
 
     def progress_keeps_running(self, exc: BaseException) -> bool:
         """Whether ``exc`` leaves the task RUNNING rather than ERROR (see
@@ -219,12 +219,12 @@ class ProgressTask(Task[Any, Any], Generic[P, R]):
         self, request: Context | None, *, terminated: bool, expired: bool
     ) -> None:
         """The worker discarded the message (revoked or expired) or terminated
-        the running task: mark the task ERROR (a finished task stays as it is)."""
+        the running task: mark the task CANCELLED (a finished task stays as it is)."""
         target = _target(getattr(request, "args", None))
         if target is None:
             return
         message = self.progress_expired_message if expired else self.progress_revoked_message
-        _safely("record the revocation of", target, lambda s: s.error(target[1], message))
+        _safely("record the revocation of", target, lambda s: s.cancel(target[1], message))
 
 
 class ProgressCall(Generic[P, R]):
@@ -241,49 +241,6 @@ class ProgressCall(Generic[P, R]):
 
     def __repr__(self) -> str:
         return f"<ProgressCall {self.task.name} {self.options!r}>"
-
-
-# -- running one attempt -----------------------------------------------------------
-
-
-class _KeepRunning(Exception):
-    """Raised by the work's wrapper around an exception that must reach Celery
-    without finishing the task (see ``ProgressTask.run_progress``)."""
-
-    def __init__(self, exc: Exception) -> None:
-        super().__init__(exc)
-        self.exc = exc
-
-
-def _run_attempt(session_id: str, task_id: str, attempt: Callable[[TaskProgress], R]) -> R:
-    """``progress_ui.work.run_task(session_id, task_id, attempt)``, except that
-    ``_KeepRunning(exc)`` leaves the task RUNNING and raises ``exc``.
-
-    TODO: replace by ``run_task`` once it passes such an exception through
-    (``run_task`` records ERROR for every exception, and a record in ERROR cannot
-    run again, so a retry would end the bar)."""
-    session = ProgressSession.get(session_id)
-    progress = TaskProgress(session, task_id)
-    try:
-        if session is None:
-            return attempt(progress)
-        session.start(task_id)
-        try:
-            value = attempt(progress)
-        except _KeepRunning:
-            raise
-        except Exception as exc:
-            session.fail(task_id, exc)
-            raise
-        except BaseException:
-            session.error(task_id, "Interrupted.")
-            raise
-        session.complete(task_id)
-        return value
-    except _KeepRunning as keep:
-        kept = keep.exc
-    # Raised outside the handler: the exception keeps its own cause and context.
-    raise kept
 
 
 # -- helpers -------------------------------------------------------------------------
@@ -307,7 +264,9 @@ def _target(args: Any) -> tuple[str, str] | None:
     return None
 
 
-def _safely(action: str, target: tuple[str, str], write: Callable[[ProgressSession], None]) -> None:
+def _safely(
+    action: str, target: tuple[str, str], write: Callable[[ProgressSession], object]
+) -> None:
     """Run a progress write from a Celery handler: a failure there (the cache is
     down, the task id is wrong) is logged, never raised into the worker."""
     try:
