@@ -3,6 +3,7 @@ session (the no-JS refresh target and what a reload shows)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from django.conf import settings
@@ -61,6 +62,7 @@ class StartJobView(StartProgressMixin, TemplateView):
 
     template_name = "demo/index.html"
     http_method_names = ["post"]
+    progress_cancellable = True
 
     @property
     def job(self) -> Job:
@@ -83,8 +85,8 @@ class StartJobView(StartProgressMixin, TemplateView):
         remember(self.request, session, self.job.title)
         return session
 
-    def start_progress_work(self, session: ProgressSession) -> None:
-        self.job.run(session)
+    def get_progress_job(self) -> Callable[[ProgressSession], None]:
+        return self.job.run
 
     def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
         return {**super().get_context_data(**kwargs), **page_context(self.request)}
@@ -98,7 +100,7 @@ class StartAllView(StartJobView):
         for key in ALL_AT_ONCE:
             view = StartJobView(request=request, kwargs={"job": key}, args=())
             session = view.create_progress_session()
-            view.submit_progress_work(session)
+            view.submit_progress_job(session)
             sessions.append(session)
         components = format_html_join(
             "\n",

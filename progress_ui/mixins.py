@@ -1,13 +1,17 @@
 """Class-based view mixins: start work on POST and show its progress, or show an
 existing session's progress by id.
 
+    def import_products(session, path):  # a module-level function: workers import it
+        for row in session.iterate("products", load_rows(path)):
+            ...
+
     class ImportView(StartProgressMixin, TemplateView):
         template_name = "import.html"
         progress_tasks = {"products": "Import products"}
+        progress_job = import_products
 
-        def start_progress_work(self, session):
-            for row in session.iterate("products", rows()):
-                ...
+        def get_progress_job_kwargs(self):
+            return {"path": self.request.POST["path"]}
 
 The page template renders ``{% progress_session progress_session %}`` (or
 ``<c-progress.session :session="progress_session" />``) when ``progress_session``
@@ -17,13 +21,13 @@ component back.
 
 from __future__ import annotations
 
+import inspect
 import logging
-import threading
-from concurrent.futures import Executor, Future, ThreadPoolExecutor
+from collections.abc import Callable
+from concurrent.futures import Executor
 from typing import TYPE_CHECKING, Any
 
 from django.core.exceptions import ImproperlyConfigured
-from django.db import close_old_connections
 from django.http import HttpRequest, HttpResponse
 from django.http.response import HttpResponseBase
 from django.utils.decorators import method_decorator
@@ -32,9 +36,12 @@ from django.views.generic import TemplateView
 from django.views.generic.base import ContextMixin, View
 
 from .access import get_readable_session
+from .conf import current as current_settings
 from .rendering import render_session
+from .runners import get_runner, submit_to_threads
 from .session import ProgressSession
 from .store import CacheUnavailable
+from .work import job_path
 
 if TYPE_CHECKING:
     _Base = View
@@ -50,29 +57,7 @@ __all__ = [
     "ProgressSessionView",
     "SessionLookupMixin",
     "StartProgressMixin",
-    "default_executor",
 ]
-
-#: Worker threads of the default executor (one per running session's work).
-DEFAULT_MAX_WORKERS = 8
-_executor: ThreadPoolExecutor | None = None
-_executor_lock = threading.Lock()
-
-
-def default_executor() -> Executor:
-    """The process-wide thread pool that runs ``start_progress_work`` unless a
-    view sets ``progress_executor`` or overrides ``get_progress_executor()``.
-
-    Threads suit development and small sites; for work that must survive a
-    server restart, return an executor that hands the session id to a task queue.
-    """
-    global _executor
-    with _executor_lock:
-        if _executor is None:
-            _executor = ThreadPoolExecutor(
-                max_workers=DEFAULT_MAX_WORKERS, thread_name_prefix="progress_ui"
-            )
-        return _executor
 
 
 def unavailable_response() -> HttpResponse:
@@ -99,6 +84,8 @@ class _ProgressRenderMixin(_ContextBase):
     progress_title: str = ""
     #: Context variable that holds the ``ProgressSession``.
     progress_context_name: str = "progress_session"
+    #: Show a Cancel button while the session runs (``progress_ui:cancel``).
+    progress_cancellable: bool = False
 
     def get_progress_title(self) -> str:
         return self.progress_title
@@ -115,21 +102,28 @@ class _ProgressRenderMixin(_ContextBase):
             request=self.request,
             title=self.get_progress_title(),
             refresh_url=self.get_progress_refresh_url(session),
+            cancellable=self.get_progress_cancellable(),
         )
         return HttpResponse(html)
+
+    def get_progress_cancellable(self) -> bool:
+        """Whether the component shows a Cancel button while the session runs."""
+        return self.progress_cancellable
 
     def get_progress_context(self, session: ProgressSession) -> dict[str, Any]:
         return {
             self.progress_context_name: session,
             "progress_title": self.get_progress_title(),
             "progress_refresh_url": self.get_progress_refresh_url(session) or "",
+            "progress_cancellable": self.get_progress_cancellable(),
         }
 
 
 class StartProgressMixin(_ProgressRenderMixin, _Base):
-    """On POST (CSRF-protected): create a session owned by this visitor, run
-    ``start_progress_work(session)`` in the background, and render the page
-    with the component (or only the component for an htmx request).
+    """On POST (CSRF-protected): create a session owned by this visitor, hand
+    ``progress_job(session, **get_progress_job_kwargs())`` to the runner
+    (``PROGRESS_UI["RUNNER"]``: threads, Django Tasks or Celery), and render the
+    page with the component (or only the component for an htmx request).
 
     Combine with a view that has ``get_context_data`` and ``render_to_response``
     (``TemplateView``, ``FormView``...).
@@ -137,9 +131,14 @@ class StartProgressMixin(_ProgressRenderMixin, _Base):
 
     #: Task id -> display name, or override :meth:`get_progress_tasks`.
     progress_tasks: dict[str, str] | None = None
-    #: Executor that runs the work; None means :func:`default_executor`.
+    #: The job: a module-level function ``job(session, **kwargs)`` or its dotted
+    #: path; a worker process imports it by name. Or override :meth:`get_progress_job`.
+    progress_job: Callable[..., object] | str | None = None
+    #: Where the job runs: "threads", "django_tasks", "celery" or a dotted path
+    #: to ``submit(session, job, kwargs)``; None means ``PROGRESS_UI["RUNNER"]``.
+    progress_runner: str | None = None
+    #: Executor of the "threads" runner; None means the shared pool.
     progress_executor: Executor | None = None
-
     progress_session: ProgressSession | None = None
 
     @method_decorator(csrf_protect)
@@ -156,57 +155,45 @@ class StartProgressMixin(_ProgressRenderMixin, _Base):
             )
         return dict(self.progress_tasks)
 
-    def get_progress_executor(self) -> Executor:
-        return self.progress_executor or default_executor()
+    def get_progress_job(self) -> Callable[..., object] | str:
+        if self.progress_job is None:
+            name = type(self).__name__
+            raise ImproperlyConfigured(
+                f"{name} is missing the 'progress_job' attribute. Define "
+                f"{name}.progress_job = my_job (a module-level function "
+                f"my_job(session, **kwargs)) or override {name}.get_progress_job()."
+            )
+        job = self.progress_job
+        # A function set as a class attribute reads as a method of the view.
+        return job.__func__ if inspect.ismethod(job) and job.__self__ is self else job
+
+    def get_progress_job_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments of the job (JSON-serialisable for task queues)."""
+        return {}
+
+    def get_progress_runner(self) -> str:
+        return self.progress_runner or current_settings().RUNNER
 
     def create_progress_session(self) -> ProgressSession:
         """A new session readable only by this visitor (user or browser session)."""
         return ProgressSession.create(self.get_progress_tasks(), request=self.request)
 
-    def start_progress_work(self, session: ProgressSession) -> None:
-        """Do the work, reporting to ``session``. Runs in the executor."""
-        name = type(self).__name__
-        raise ImproperlyConfigured(
-            f"{name} must override {name}.start_progress_work(self, session) to do "
-            "the work that the progress bars report."
-        )
-
-    def run_progress_work(self, session: ProgressSession) -> None:
-        """Executor entry point: run the work; if it raises, fail the tasks it
-        left unfinished, so the bars never wait forever."""
-        try:
-            self.start_progress_work(session)
-        except Exception as exc:
-            statuses = {t: s["status"] for t, s in session.to_dict()["tasks"].items()}
-            unfinished = [t for t, s in statuses.items() if s not in ("complete", "error")]
-            for task_id in unfinished:
-                session.fail(task_id, exc)
-            if not unfinished:
-                logger.exception("progress_ui work of session %s failed", session.session_id)
-
-    def submit_progress_work(self, session: ProgressSession) -> Future[None]:
-        """Hand :meth:`run_progress_work` to the executor."""
-        # Checked here, in the request, so a missing override fails loudly
-        # instead of inside a worker thread.
-        if type(self).start_progress_work is StartProgressMixin.start_progress_work:
-            self.start_progress_work(session)
-        request_thread = threading.get_ident()
-
-        def run() -> None:
-            try:
-                self.run_progress_work(session)
-            finally:
-                # A worker thread's database connections are not closed by the
-                # request cycle; an executor that runs inline shares the request's.
-                if threading.get_ident() != request_thread:
-                    close_old_connections()
-
-        return self.get_progress_executor().submit(run)
+    def submit_progress_job(self, session: ProgressSession) -> object:
+        """Hand the job to the runner; returns what the runner returns (a
+        ``Future``, a Django ``TaskResult``, a Celery ``AsyncResult``)."""
+        # Resolved here, in the request, so a misconfiguration fails loudly
+        # instead of inside a worker.
+        path = job_path(self.get_progress_job())
+        kwargs = self.get_progress_job_kwargs()
+        runner = self.get_progress_runner()
+        if runner == "threads":
+            return submit_to_threads(session, path, kwargs, self.progress_executor)
+        return get_runner(runner)(session, path, kwargs)
 
     def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         session = self.create_progress_session()
         self.progress_session = session
-        self.submit_progress_work(session)
+        self.submit_progress_job(session)
         if _is_htmx(request):
             return self.render_progress_component(session)
         context = self.get_context_data(**kwargs, **self.get_progress_context(session))

@@ -11,10 +11,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable, Iterator
-from typing import Concatenate, ParamSpec, Protocol, TypeVar
+from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar
 
-from .exceptions import StillRunning
+from django.core.exceptions import ImproperlyConfigured
+from django.utils.module_loading import import_string
+
+from .exceptions import StillRunning, TaskCancelled
 from .session import ProgressSession
+from .status import ReportedStatus
 from .store import CacheUnavailable
 
 logger = logging.getLogger("progress_ui")
@@ -114,3 +118,54 @@ class ProgressRunnable(Protocol):
     def enqueue_progress(
         self, session: ProgressSession, task_id: str, /, *args: object, **kwargs: object
     ) -> object: ...
+
+
+#: A job: ``job(session, **kwargs)`` runs the work of a whole session.
+Job = Callable[..., object]
+
+
+def job_path(job: Job | str) -> str:
+    """The dotted path a worker imports ``job`` by; it must be a module-level function."""
+    if isinstance(job, str):
+        return job
+    path = f"{job.__module__}.{job.__qualname__}"
+    try:
+        found = import_string(path)
+    except ImportError:
+        found = None
+    if found is not job:
+        raise ImproperlyConfigured(
+            f"{job!r} cannot be imported as {path!r}: a progress job must be a "
+            "module-level function, so that a worker process can import it."
+        )
+    return path
+
+
+def run_job(session_id: str, job: str, kwargs: dict[str, Any]) -> None:
+    """Run the job at dotted path ``job`` as ``job(session, **kwargs)``, in whatever
+    process a task runner picked. If it raises, its unfinished tasks fail (their
+    bars never wait forever); a ``ProgressError``'s text is shown on them. A
+    session whose tasks were all cancelled (or that has gone) runs nothing."""
+    work = import_string(job)
+    session = ProgressSession.get(session_id)
+    if session is None:
+        logger.warning("progress_ui: session %s is gone; job %s not run", session_id, job)
+        return
+    if not _unfinished(session):
+        logger.info("progress_ui: nothing left to run in session %s (%s)", session_id, job)
+        return
+    try:
+        work(session, **kwargs)
+    except TaskCancelled:
+        logger.info("progress_ui: job %s of session %s stopped after a cancel", job, session_id)
+    except Exception as exc:
+        unfinished = _unfinished(session)
+        for task_id in unfinished:
+            session.fail(task_id, exc)
+        if not unfinished:
+            logger.exception("progress_ui: job %s of session %s failed", job, session_id)
+
+
+def _unfinished(session: ProgressSession) -> list[str]:
+    tasks = session.to_dict()["tasks"]
+    return [t for t, task in tasks.items() if not ReportedStatus(task["status"]).is_final]

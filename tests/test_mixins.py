@@ -17,11 +17,8 @@ from django.urls import include, path
 from django.views.generic import TemplateView
 
 from progress_ui import ProgressError, ProgressSession
-from progress_ui.mixins import (
-    ProgressSessionView,
-    StartProgressMixin,
-    default_executor,
-)
+from progress_ui.mixins import ProgressSessionView, StartProgressMixin
+from progress_ui.runners import default_executor
 
 
 class InlineExecutor(Executor):
@@ -48,31 +45,43 @@ class PageMixin:
     progress_executor = EXECUTOR
 
 
+# Jobs are module-level functions: a worker process imports them by name.
+def count_job(session: ProgressSession) -> None:
+    for _ in session.iterate("count", range(5)):
+        pass
+
+
+def fail_job(session: ProgressSession) -> None:
+    session.update("a", percent=50)
+    raise ProgressError("Quota exceeded.")
+
+
+def crash_job(session: ProgressSession) -> None:
+    raise RuntimeError("secret internals")
+
+
+def kwargs_job(session: ProgressSession, *, rows: int) -> None:
+    for _ in session.iterate("count", range(rows)):
+        pass
+
+
 class CountView(PageMixin, StartProgressMixin, TemplateView):
     progress_tasks = {"count": "Count <things>"}
     progress_title = "Counting"
-
-    def start_progress_work(self, session: ProgressSession) -> None:
-        for _ in session.iterate("count", range(5)):
-            pass
+    progress_job = count_job
 
 
 class FailView(PageMixin, StartProgressMixin, TemplateView):
     progress_tasks = {"a": "A", "b": "B"}
-
-    def start_progress_work(self, session: ProgressSession) -> None:
-        session.update("a", percent=50)
-        raise ProgressError("Quota exceeded.")
+    progress_job = fail_job
 
 
 class CrashView(FailView):
-    def start_progress_work(self, session: ProgressSession) -> None:
-        raise RuntimeError("secret internals")
+    progress_job = crash_job
 
 
 class NoTasksView(PageMixin, StartProgressMixin, TemplateView):
-    def start_progress_work(self, session: ProgressSession) -> None:
-        pass
+    progress_job = count_job
 
 
 class NoWorkView(PageMixin, StartProgressMixin, TemplateView):
@@ -86,6 +95,38 @@ class DynamicTasksView(CountView):
         return {"count": "Dynamic"}
 
 
+class KwargsView(CountView):
+    progress_job = "tests.test_mixins.kwargs_job"  # a dotted path works too
+
+    def get_progress_job_kwargs(self) -> dict[str, Any]:
+        return {"rows": int(self.request.POST["rows"])}
+
+
+class LocalJobView(CountView):
+    def get_progress_job(self) -> Callable[[ProgressSession], None]:
+        def local(session: ProgressSession) -> None:  # not importable by a worker
+            pass
+
+        return local
+
+
+class UnknownRunnerView(CountView):
+    progress_runner = "carrier_pigeon"
+
+
+class CancellableView(CountView):
+    progress_cancellable = True
+    progress_executor = None  # the shared pool: the job is still running when we look
+    progress_job = "tests.test_mixins.slow_job"
+
+
+def slow_job(session: ProgressSession) -> None:
+    for _ in session.iterate("count", range(50)):
+        import time
+
+        time.sleep(0.02)
+
+
 urlpatterns = [
     path("count/", CountView.as_view()),
     path("fail/", FailView.as_view()),
@@ -93,6 +134,10 @@ urlpatterns = [
     path("no-tasks/", NoTasksView.as_view()),
     path("no-work/", NoWorkView.as_view()),
     path("dynamic/", DynamicTasksView.as_view()),
+    path("kwargs/", KwargsView.as_view()),
+    path("local-job/", LocalJobView.as_view()),
+    path("unknown-runner/", UnknownRunnerView.as_view()),
+    path("cancellable/", CancellableView.as_view()),
     path("session/<str:session_id>/", ProgressSessionView.as_view()),
     path("bad-kwarg/<str:sid>/", ProgressSessionView.as_view()),
     path("progress/", include("progress_ui.urls")),
@@ -109,8 +154,12 @@ def _cache(locmem: str) -> Iterator[None]:
 
 
 def started(response: Any) -> ProgressSession:
-    match = SID_RE.search(response.content.decode())
-    assert match, response.content
+    return started_html(response.content.decode())
+
+
+def started_html(html: str) -> ProgressSession:
+    match = SID_RE.search(html)
+    assert match, html
     session = ProgressSession.get(match.group(1))
     assert session is not None
     return session
@@ -158,7 +207,6 @@ def test_post_requires_csrf_token() -> None:
 
 def test_post_with_csrf_token_passes() -> None:
     client = Client(enforce_csrf_checks=True)
-    client.get("/session/" + "x" * 32 + "/")  # any response; we only need a cookie
     request = RequestFactory().get("/")
     from django.middleware.csrf import get_token
 
@@ -196,12 +244,39 @@ def test_missing_progress_tasks_names_class_attribute_and_method(client: Client)
     assert "get_progress_tasks()" in message
 
 
-def test_missing_work_names_class_and_method(client: Client) -> None:
+def test_missing_job_names_class_attribute_and_method(client: Client) -> None:
     with pytest.raises(ImproperlyConfigured) as info:
         client.post("/no-work/")
     message = str(info.value)
     assert "NoWorkView" in message
-    assert "start_progress_work" in message
+    assert "progress_job" in message
+    assert "get_progress_job()" in message
+
+
+def test_job_kwargs_reach_the_job(client: Client) -> None:
+    session = started(client.post("/kwargs/", {"rows": "7"}))
+    assert session.to_dict()["tasks"]["count"]["current"] == 7
+
+
+def test_a_job_workers_cannot_import_is_refused_in_the_request(client: Client) -> None:
+    before = EXECUTOR.submitted
+    with pytest.raises(ImproperlyConfigured, match="module-level function"):
+        client.post("/local-job/")
+    assert EXECUTOR.submitted == before
+
+
+def test_unknown_runner_is_explained(client: Client) -> None:
+    with pytest.raises(ImproperlyConfigured, match="carrier_pigeon.*'threads', 'django_tasks'"):
+        client.post("/unknown-runner/")
+
+
+def test_cancellable_view_renders_a_cancel_form_with_csrf(client: Client) -> None:
+    html = client.post("/cancellable/", headers={"HX-Request": "true"}).content.decode()
+    session = started_html(html)
+    assert f'action="/progress/{session.session_id}/cancel/"' in html
+    assert 'name="csrfmiddlewaretoken"' in html
+    assert 'class="pui-cancel"' not in client.post("/count/").content.decode()
+    session.cancel()
 
 
 def test_session_page_shows_the_state(client: Client) -> None:
@@ -244,8 +319,7 @@ def test_executor_hook_can_be_overridden() -> None:
             return super().submit(fn, *args, **kwargs)
 
     class View(CountView):
-        def get_progress_executor(self) -> Executor:
-            return Recording()
+        progress_executor = Recording()
 
     request: HttpRequest = RequestFactory().post("/")
     request.session = SessionStore()
