@@ -142,7 +142,9 @@ class ProgressSession:
     def __repr__(self) -> str:
         return f"<ProgressSession {self._id} tasks={list(self._names)}>"
 
-    def _check_task(self, task_id: str) -> None:
+    def check_task(self, task_id: str) -> None:
+        """Raise ``UnknownTaskError`` (naming the valid ids) unless ``task_id`` is
+        a task of this session."""
         if task_id not in self._names:
             raise UnknownTaskError(
                 f"Unknown task {task_id!r}; this session has: {', '.join(self._names)}"
@@ -159,7 +161,7 @@ class ProgressSession:
         cache that cannot be reached loses the write (see :meth:`_lost_write`);
         what ``change`` raises (bad input, a cancelled task) always propagates.
         """
-        self._check_task(task_id)
+        self.check_task(task_id)
         conf = current_settings()
         try:
             record = store.read_task(self._id, task_id) or new_record()
@@ -332,7 +334,7 @@ class ProgressSession:
         they are); ``task_cancelled`` is sent for each."""
         task_ids = list(self._names) if task_id is None else [task_id]
         for t in task_ids:
-            self._check_task(t)
+            self.check_task(t)
         default = current_settings().CANCELLED_MESSAGE
         cancelled = [
             t for t in task_ids if self._end(t, ProgressStatus.CANCELLED, message, default)
@@ -358,7 +360,7 @@ class ProgressSession:
     def check_cancelled(self, task_id: str) -> None:
         """Raise ``TaskCancelled`` if the task was cancelled (one cache read).
         A cache that cannot be reached reads as not cancelled."""
-        self._check_task(task_id)
+        self.check_task(task_id)
         try:
             record = store.read_task(self._id, task_id)
         except store.CacheUnavailable as exc:
@@ -422,7 +424,7 @@ class ProgressSession:
         written. With ``complete=True`` the task completes when the iterable is
         exhausted (not on ``break`` or an exception).
         """
-        self._check_task(task_id)
+        self.check_task(task_id)
         if total is None and isinstance(iterable, Sized):
             total = len(iterable)
         interval = current_settings().ITERATE_WRITE_INTERVAL
@@ -452,13 +454,13 @@ class ProgressSession:
         COMPLETING or ERROR. Exceptions are stored on the returned task
         (``.result`` re-raises them); KeyboardInterrupt and the like mark the task
         ERROR and propagate."""
-        self._check_task(task_id)
+        self.check_task(task_id)
         return SequentialTask.run(self, task_id, func, *args, **kwargs)
 
     def add_parallel(self, task_id: str, future: Future[R]) -> ParallelTask[R]:
         """Track ``future`` as task ``task_id``: RUNNING now, COMPLETING or ERROR
         when it resolves (through ``add_done_callback``; no thread is started)."""
-        self._check_task(task_id)
+        self.check_task(task_id)
         return ParallelTask.track(self, task_id, future)
 
     def enqueue(self, task_id: str, task: object, /, *args: object, **kwargs: object) -> object:
@@ -467,7 +469,7 @@ class ProgressSession:
         with ``*args, **kwargs``. Returns what the runner returns (a Django
         ``TaskResult``, a Celery ``AsyncResult``). An unknown task id raises
         before anything is enqueued."""
-        self._check_task(task_id)
+        self.check_task(task_id)
         enqueue_progress = getattr(task, "enqueue_progress", None)
         if enqueue_progress is None:
             raise TypeError(

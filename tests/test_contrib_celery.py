@@ -31,6 +31,7 @@ from django.test import override_settings
 
 from progress_ui import ProgressError, ProgressSession, UnknownTaskError
 from progress_ui.contrib.celery import ProgressTask, progress_task
+from progress_ui.runners import get_runner
 from progress_ui.work import TaskProgress
 from tests import celery_app as capp
 from tests.conftest import require_redis
@@ -501,3 +502,34 @@ def test_running_task_terminated_stops(
     again = new_session()
     again.enqueue(TASK, capp.count_to, 1, 0.0)
     assert watch(again, finished, worker)[-1][0] == "complete"
+
+
+# -- the view mixins' "celery" runner -----------------------------------------------
+
+
+@pytest.fixture
+def current_test_app() -> Iterator[None]:
+    """The tests' Celery app as the current one, as a project's own app is (the
+    runner's shared task sends through the current app)."""
+    from celery import _state
+
+    previous = _state.get_current_app()
+    capp.app.set_current()
+    try:
+        yield
+    finally:
+        previous.set_current()
+
+
+@pytest.mark.slow
+@pytest.mark.redis
+def test_the_celery_runner_runs_a_job_in_the_worker(
+    worker: CeleryWorker, redis_progress: None, current_test_app: None
+) -> None:
+    session = new_session()
+    get_runner("celery")(session, "tests.jobs.count_job", {"rows": 4})
+    seen = watch(session, lambda task: task["status"] == "complete", worker)
+    assert seen[-1][0] == "complete", seen
+    for task in session.to_dict()["tasks"].values():
+        assert task["current"] == task["total"] == 4
+        assert task["message"] != f"pid {os.getpid()}"

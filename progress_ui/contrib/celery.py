@@ -46,9 +46,9 @@ from celery import Task, shared_task
 from celery.exceptions import Ignore, Reject, Retry
 from celery.signals import task_revoked
 
-from ..exceptions import ProgressError, StillRunning, UnknownTaskError
+from ..exceptions import ProgressError, StillRunning
 from ..session import ProgressSession
-from ..work import TaskProgress, run_task
+from ..work import TaskProgress, run_job, run_task
 
 if TYPE_CHECKING:
     from celery import Celery
@@ -117,7 +117,7 @@ class ProgressTask(Task[Any, Any], Generic[P, R]):
         (``countdown``, ``queue``, ``task_id``: Celery's own id...). An unknown
         task id, and arguments the work does not accept, raise before anything
         is sent."""
-        _check_task(session, task_id)
+        session.check_task(task_id)
         result: AsyncResult[R] = self.apply_async(
             args=(session.session_id, task_id, *args), kwargs=kwargs or {}, **options
         )
@@ -244,15 +244,6 @@ class ProgressCall(Generic[P, R]):
 
 
 # -- helpers -------------------------------------------------------------------------
-
-
-def _check_task(session: ProgressSession, task_id: str) -> None:
-    # Called directly (not through session.enqueue), a wrong id would otherwise
-    # only fail later, in the worker.
-    if task_id not in session.tasks:
-        raise UnknownTaskError(
-            f"Unknown task {task_id!r}; this session has: {', '.join(session.tasks)}"
-        )
 
 
 def _target(args: Any) -> tuple[str, str] | None:
@@ -391,3 +382,17 @@ def progress_task(
         return _make_task(func, app, bind, dict(options))
 
     return decorate if work is None else decorate(work)
+
+
+# -- the "celery" runner of the view mixins (PROGRESS_UI["RUNNER"]) -------------------
+
+
+@shared_task(name="progress_ui.run_progress_job", ignore_result=True)
+def run_progress_job(session_id: str, job: str, kwargs: dict[str, Any]) -> None:
+    """Worker side: ``progress_ui.work.run_job`` (a job of a whole session)."""
+    run_job(session_id, job, kwargs)
+
+
+def submit_job(session: ProgressSession, job: str, kwargs: dict[str, Any]) -> AsyncResult[None]:
+    """The ``"celery"`` runner: send the job to the workers (no result backend needed)."""
+    return run_progress_job.delay(session.session_id, job, kwargs)

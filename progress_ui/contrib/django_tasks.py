@@ -24,26 +24,26 @@ backport (``pip install "django-progress-ui[tasks]"``).
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Concatenate, Generic, ParamSpec, TypeVar, cast, overload
 
-from ..exceptions import UnknownTaskError
 from ..session import ProgressSession
-from ..work import TaskProgress, run_task
+from ..work import TaskProgress, run_job, run_task
 
 if TYPE_CHECKING:
-    from django.tasks import task_backends
+    from django.tasks import task, task_backends
     from django.tasks.base import DEFAULT_TASK_BACKEND_ALIAS, Task, TaskResult
 else:
     # Prefer Django's own framework: it is the one django-tasks-db and other
     # backends pick too when both are installed, and their isinstance checks
     # must see the same Task class.
     try:
-        from django.tasks import task_backends
+        from django.tasks import task, task_backends
         from django.tasks.base import DEFAULT_TASK_BACKEND_ALIAS, Task, TaskResult
     except ImportError:
         try:
-            from django_tasks import task_backends
+            from django_tasks import task, task_backends
             from django_tasks.base import DEFAULT_TASK_BACKEND_ALIAS, Task, TaskResult
         except ImportError as exc:
             raise ImportError(
@@ -51,7 +51,7 @@ else:
                 "django-tasks backport: pip install django-tasks"
             ) from exc
 
-__all__ = ["ProgressTask", "progress_task"]
+__all__ = ["ProgressTask", "progress_task", "run_progress_job", "submit_job"]
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -95,24 +95,15 @@ class ProgressTask(_TaskBase[P, R]):
         """Enqueue the work as ``task_id`` of ``session``; returns the ``TaskResult``.
         An unknown task id or arguments that are not JSON-serialisable raise
         before anything is enqueued."""
-        _check_task(session, task_id)
+        session.check_task(task_id)
         return self.enqueue(session.session_id, task_id, *args, **kwargs)
 
     async def aenqueue_progress(
         self, session: ProgressSession, task_id: str, /, *args: P.args, **kwargs: P.kwargs
     ) -> TaskResult[Concatenate[str, str, P], R]:
         """Async :meth:`enqueue_progress`."""
-        _check_task(session, task_id)
+        session.check_task(task_id)
         return await self.aenqueue(session.session_id, task_id, *args, **kwargs)
-
-
-def _check_task(session: ProgressSession, task_id: str) -> None:
-    # Called directly (not through session.enqueue), a wrong id would otherwise
-    # only fail later, in the worker.
-    if task_id not in session.tasks:
-        raise UnknownTaskError(
-            f"Unknown task {task_id!r}; this session has: {', '.join(session.tasks)}"
-        )
 
 
 #: Backend task class -> its ProgressTask subclass, made once.
@@ -133,8 +124,9 @@ def _progress_class(task_class: type[Task[..., Any]]) -> type[ProgressTask[Any, 
 def _make_task(
     work: Callable[Concatenate[TaskProgress, P], R], options: dict[str, Any]
 ) -> ProgressTask[P, R]:
-    if not callable(work):
-        raise TypeError(f"progress_task decorates a function, got {work!r}")
+    checked: object = work  # (no narrowing of work itself: it would lose R)
+    if not inspect.isfunction(checked):
+        raise TypeError(f"progress_task decorates a module-level function, got {work!r}")
 
     def run(session_id: str, task_id: str, /, *args: P.args, **kwargs: P.kwargs) -> R:
         return run_task(session_id, task_id, work, *args, **kwargs)
@@ -142,7 +134,7 @@ def _make_task(
     # A worker finds the task by its function's module and qualified name: make
     # them the decorated name's, which will be bound to the returned Task.
     for attr in ("__module__", "__name__", "__qualname__", "__doc__"):
-        setattr(run, attr, getattr(work, attr, None))
+        setattr(run, attr, getattr(work, attr))
     setattr(run, _WORK_ATTR, work)
     backend = options.setdefault("backend", DEFAULT_TASK_BACKEND_ALIAS)
     # What Django's task() decorator does, with the backend's task class
@@ -186,3 +178,19 @@ def progress_task(
         return _make_task(func, dict(options))
 
     return decorate if work is None else decorate(work)
+
+
+# -- the "django_tasks" runner of the view mixins (PROGRESS_UI["RUNNER"]) -----------
+
+
+# A worker imports a task by its function's module and name. Made when this
+# module is first imported (the runner is chosen), with the default backend.
+@task
+def run_progress_job(session_id: str, job: str, kwargs: dict[str, Any]) -> None:
+    """Worker side: ``progress_ui.work.run_job`` (a job of a whole session)."""
+    run_job(session_id, job, kwargs)
+
+
+def submit_job(session: ProgressSession, job: str, kwargs: dict[str, Any]) -> object:
+    """The ``"django_tasks"`` runner: enqueue the job (a Django ``TaskResult``)."""
+    return run_progress_job.enqueue(session.session_id, job, kwargs)
