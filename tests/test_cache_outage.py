@@ -95,9 +95,9 @@ def test_parallel_jobs_finish_too(private_redis: dict[str, Any]) -> None:
 def test_strict_writes_raise(private_redis: dict[str, Any]) -> None:
     session = ProgressSession.create({"a": "A"})
     kill_process(private_redis["server"])
-    with override_settings(PROGRESS_UI={"CACHE_ALIAS": "private", "STRICT_WRITES": True}):
-        with pytest.raises(CacheUnavailable):
-            session.update("a", percent=10)
+    strict = {"CACHE_ALIAS": "private", "STRICT_WRITES": True}
+    with override_settings(PROGRESS_UI=strict), pytest.raises(CacheUnavailable):
+        session.update("a", percent=10)
 
 
 @pytest.mark.django_db

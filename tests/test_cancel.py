@@ -73,7 +73,7 @@ def test_work_stops_at_its_next_update_or_iterate_step(fast: str) -> None:
     task = thread_result[0]
     assert isinstance(task.exception, TaskCancelled)
     with pytest.raises(TaskCancelled):
-        task.result
+        _ = task.result
     assert 0 < len(steps) < 1000
     assert session.to_dict()["tasks"]["a"]["status"] == "cancelled"
 

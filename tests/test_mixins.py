@@ -266,7 +266,7 @@ def test_a_job_workers_cannot_import_is_refused_in_the_request(client: Client) -
 
 
 def test_unknown_runner_is_explained(client: Client) -> None:
-    with pytest.raises(ImproperlyConfigured, match="carrier_pigeon.*'threads', 'django_tasks'"):
+    with pytest.raises(ImproperlyConfigured, match=r"carrier_pigeon.*'threads', 'django_tasks'"):
         client.post("/unknown-runner/")
 
 
