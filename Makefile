@@ -37,10 +37,14 @@ chromium:
 	  $$SUDO apt-get install -y -q chromium >/dev/null || { $$SUDO apt-get update -q && $$SUDO apt-get install -y -q chromium; }; \
 	fi
 
+# The web server and a Django Tasks worker (db_worker) that runs the jobs; the
+# worker is stopped by its PID when the server stops.
 demo: $(VENV)/.installed
 	$(VENV)/bin/python demo/manage.py migrate --noinput -v 0
 	$(VENV)/bin/python demo/manage.py createcachetable
-	$(VENV)/bin/python demo/manage.py runserver 127.0.0.1:8000
+	@$(VENV)/bin/python demo/manage.py db_worker --no-reload --interval 0.2 & worker=$$!; \
+	  trap 'kill $$worker 2>/dev/null; wait $$worker 2>/dev/null' EXIT INT TERM; \
+	  $(VENV)/bin/python demo/manage.py runserver 127.0.0.1:8000
 
 test: test-main test-django52
 

@@ -1,14 +1,18 @@
 """Settings of the demo site. Everything lives on this machine, shared by every
-process (runserver, gunicorn workers, uvicorn): progress in a file-based cache
-under ``.demo-cache/``, browser sessions in ``demo/db.sqlite3``.
+process (runserver, gunicorn workers, uvicorn, the task worker): progress in a
+file-based cache under ``.demo-cache/``; browser sessions and the task queue in
+``demo/db.sqlite3``. Jobs run in a Django Tasks worker (django-tasks-db's
+``db_worker``, which ``make demo`` starts), as they would in production.
 
 Environment overrides (used by the browser tests): ``DEMO_HTMX_VERSION`` (2 or 4),
-``DEMO_CACHE_DIR``, ``DEMO_DB``, ``DEMO_SPEED`` (job speed factor), ``DEMO_DEBUG``.
+``DEMO_CACHE_DIR``, ``DEMO_DB``, ``DEMO_SPEED`` (job speed factor), ``DEMO_DEBUG``,
+``DEMO_RUNNER`` ("django_tasks", or "threads" to run jobs in the web process).
 """
 
 from __future__ import annotations
 
 import os
+from importlib.util import find_spec
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -32,6 +36,9 @@ INSTALLED_APPS = [
     "django_cotton",
     "django_htmx",
     "progress_ui",
+    # Django 6 ships django.tasks; Django 5.2 needs the django-tasks backport app.
+    *([] if find_spec("django.tasks") else ["django_tasks"]),
+    "django_tasks_db",
 ]
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
@@ -61,9 +68,13 @@ DATABASES = {
     "default": {
         "ENGINE": "django.db.backends.sqlite3",
         "NAME": os.environ.get("DEMO_DB", str(DEMO_DIR / "db.sqlite3")),
-        "OPTIONS": {"timeout": 20},
+        # The web server and the worker write at once: wait for the lock.
+        "OPTIONS": {"timeout": 20, "transaction_mode": "IMMEDIATE"},
     }
 }
+
+# The task queue: rows in the demo's SQLite database, run by `manage.py db_worker`.
+TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
 
 # One cache shared by every process on this machine, no server needed.
 CACHES = {
@@ -80,6 +91,7 @@ STATICFILES_DIRS = [ROOT / "static"]
 PROGRESS_UI = {
     "HTMX_VERSION": int(os.environ.get("DEMO_HTMX_VERSION", "2")),
     "POLL_INTERVAL": 0.1,
+    "RUNNER": os.environ.get("DEMO_RUNNER", "django_tasks"),
 }
 
 #: Multiplies the pace of the demo jobs (the browser tests run them faster).

@@ -19,6 +19,12 @@ from progress_ui.rendering import render_session
 
 from .jobs import ALL_AT_ONCE, JOBS, Job
 
+RUNNER_LABELS = {
+    "django_tasks": "a Django Tasks worker (db_worker), a separate process",
+    "threads": "background threads of the web server process",
+    "celery": "a Celery worker",
+}
+
 #: How many of a visitor's recent sessions the index page shows again.
 RECENT = 6
 
@@ -46,6 +52,7 @@ def page_context(request: HttpRequest) -> dict[str, Any]:
             key: job for key, job in JOBS.items() if job.listed or settings.DEMO_SHOW_ALL_JOBS
         },
         "htmx_version": settings.PROGRESS_UI.get("HTMX_VERSION", 2),
+        "runner": RUNNER_LABELS.get(settings.PROGRESS_UI["RUNNER"], settings.PROGRESS_UI["RUNNER"]),
         "recent": recent_sessions(request),
     }
 

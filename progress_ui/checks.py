@@ -7,9 +7,11 @@ from typing import Any
 from django.conf import settings as django_settings
 from django.core.cache import caches
 from django.core.checks import CheckMessage, Error, Tags, Warning, register
+from django.core.exceptions import ImproperlyConfigured
 from django.db import router
 
 from .conf import settings
+from .runners import get_runner
 
 #: Backends whose data lives in one process: other processes cannot see progress.
 PER_PROCESS_BACKENDS = (
@@ -68,6 +70,28 @@ def _check_database_cache(alias: str) -> list[CheckMessage]:
                 "'database is locked', and DatabaseCache drops such writes silently.",
                 hint=f"Set DATABASES[{db_alias!r}]['OPTIONS']['transaction_mode'] = 'IMMEDIATE'.",
                 id="progress_ui.W002",
+            )
+        ]
+    return []
+
+
+@register(Tags.compatibility)
+def check_runner(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """The runner of the view mixins loads; threads outside DEBUG get a warning."""
+    runner = settings.RUNNER
+    try:
+        get_runner(runner)
+    except ImproperlyConfigured as exc:
+        return [Error(str(exc), id="progress_ui.E003")]
+    if runner == "threads" and not django_settings.DEBUG:
+        return [
+            Warning(
+                "progress_ui's view mixins run jobs in threads of the web process "
+                "(PROGRESS_UI['RUNNER'] = 'threads'): a deploy, a restart or a worker "
+                "timeout kills the job, and its bar turns to an error.",
+                hint="Set PROGRESS_UI['RUNNER'] to 'django_tasks' or 'celery' and run their "
+                "workers; silence progress_ui.W003 if threads are what you want.",
+                id="progress_ui.W003",
             )
         ]
     return []

@@ -6,7 +6,7 @@ import pytest
 from django.core.exceptions import ImproperlyConfigured
 from django.test import override_settings
 
-from progress_ui.checks import check_cache
+from progress_ui.checks import check_cache, check_runner
 from progress_ui.conf import current, settings
 
 
@@ -67,3 +67,19 @@ def test_check_errors_for_missing_alias_and_dummy_cache() -> None:
     caches = {"default": {"BACKEND": "django.core.cache.backends.dummy.DummyCache"}}
     with override_settings(CACHES=caches, PROGRESS_UI={}):
         assert ids(check_cache()) == ["progress_ui.E002"]
+
+
+def test_check_warns_when_jobs_run_in_web_threads_outside_debug() -> None:
+    with override_settings(PROGRESS_UI={"RUNNER": "threads"}, DEBUG=False):
+        assert ids(check_runner()) == ["progress_ui.W003"]
+    with override_settings(PROGRESS_UI={"RUNNER": "threads"}, DEBUG=True):
+        assert check_runner() == []
+    with override_settings(PROGRESS_UI={"RUNNER": "celery"}, DEBUG=False):
+        assert check_runner() == []
+
+
+def test_check_explains_a_runner_that_does_not_load() -> None:
+    with override_settings(PROGRESS_UI={"RUNNER": "myapp.nowhere.submit"}):
+        [error] = check_runner()
+    assert error.id == "progress_ui.E003"
+    assert "myapp.nowhere.submit" in error.msg and "'django_tasks'" in error.msg

@@ -1,9 +1,12 @@
 """Settings for the browser tests: the demo project, with everything shared
 between the test process and the live server kept in one temporary folder
-(file-based cache for progress and for Django sessions; no database needed)."""
+(file-based cache for progress and for Django sessions). Jobs run in threads of
+the server, or, with ``DEMO_RUNNER=django_tasks``, in a db_worker that the test
+starts on the same SQLite file (``PROGRESS_BROWSER_DB``)."""
 
 from __future__ import annotations
 
+import json
 import os
 
 from demo.settings import *  # noqa: F403
@@ -24,7 +27,17 @@ DATABASES = {
     "default": {
         "ENGINE": "django.db.backends.sqlite3",
         "NAME": os.path.join(_CACHE_DIR, "unused.sqlite3"),
+        "OPTIONS": {"timeout": 20, "transaction_mode": "IMMEDIATE"},
     }
+}
+DATABASES["default"]["NAME"] = os.environ.get(  # noqa: F405
+    "PROGRESS_BROWSER_DB", os.path.join(_CACHE_DIR, "db.sqlite3")
+)
+#: Threads in the web process, unless a test starts a db_worker beside the server.
+PROGRESS_UI = {
+    **PROGRESS_UI,  # noqa: F405
+    "RUNNER": os.environ.get("DEMO_RUNNER", "threads"),
+    **json.loads(os.environ.get("PROGRESS_TEST_UI", "{}")),
 }
 DEMO_SPEED = float(os.environ.get("DEMO_SPEED", "3"))
 DEMO_SHOW_ALL_JOBS = True
