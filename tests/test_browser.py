@@ -267,11 +267,7 @@ def test_blocked_sse_falls_back_to_polling_until_finished(
 ) -> None:
     """A proxy that blocks event streams: after a few failed connections the
     component polls the fragment endpoint, reaches its final state, then stops."""
-    polls: list[str] = []
     app_page.route("**/events/", lambda route: route.abort())
-    app_page.on(
-        "request", lambda req: polls.append(req.url) if "transport=poll" in req.url else None
-    )
     sid = start(app_page, server, "import")
     expect(component(app_page, sid).locator(".pui-status")).to_have_text(COMPLETE, timeout=60_000)
     polls = [url for url in sse_requests if "transport=poll" in url]
@@ -285,3 +281,36 @@ def test_blocked_sse_falls_back_to_polling_until_finished(
     assert len([u for u in sse_requests if "transport=poll" in u]) == seen, (
         "polling stops once the session has finished"
     )
+
+
+def test_cancel_button_stops_the_job_and_the_stream(
+    app_page: Page, server: Server, sse_requests: list[str]
+) -> None:
+    sid = start(app_page, server, "import")
+    box = component(app_page, sid)
+    expect(box.locator(".pui-badge")).to_have_text("In progress")
+    button = box.locator(".pui-cancel__button")
+    expect(button).to_be_visible()
+    button.click()
+    box = component(app_page, sid)  # htmx swapped in the cancelled component
+    expect(box.locator(".pui-status")).to_have_text("Cancelled.")
+    expect(box.locator(".pui-badge")).to_have_text("Cancelled")
+    expect(box.locator(".pui-cancel__button")).to_have_count(0)
+    states = box.locator(".pui-bar__state").all_text_contents()
+    assert "Cancelled" in states and "In progress" not in states, states
+    # The job stopped at its next step: nothing moves any more, and a reload
+    # shows the same final state without a stream.
+    shown = box.locator('[role="progressbar"]').evaluate_all(
+        "els => els.map(e => e.getAttribute('aria-valuenow'))"
+    )
+    time.sleep(1.5)
+    app_page.reload()
+    again = component(app_page, sid)
+    expect(again.locator(".pui-badge")).to_have_text("Cancelled")
+    assert (
+        again.locator('[role="progressbar"]').evaluate_all(
+            "els => els.map(e => e.getAttribute('aria-valuenow'))"
+        )
+        == shown
+    )
+    assert again.locator("[sse-connect], [hx-sse\\:connect]").count() == 0
