@@ -30,7 +30,7 @@ DATABASES = {
         "OPTIONS": {"timeout": 20, "transaction_mode": "IMMEDIATE"},
     }
 }
-DATABASES["default"]["NAME"] = os.environ.get(  # noqa: F405
+DATABASES["default"]["NAME"] = os.environ.get(
     "PROGRESS_BROWSER_DB", os.path.join(_CACHE_DIR, "db.sqlite3")
 )
 #: Threads in the web process, unless a test starts a db_worker beside the server.
