@@ -72,6 +72,14 @@ def unavailable_response() -> HttpResponse:
     return response
 
 
+def _missing(view: object, attribute: str, example: str) -> ImproperlyConfigured:
+    name = type(view).__name__
+    return ImproperlyConfigured(
+        f"{name} is missing the {attribute!r} attribute. Define {name}.{attribute} = "
+        f"{example} or override {name}.get_{attribute}()."
+    )
+
+
 def _is_htmx(request: HttpRequest) -> bool:
     return bool(getattr(request, "htmx", False))
 
@@ -147,21 +155,13 @@ class StartProgressMixin(_ProgressRenderMixin, _Base):
 
     def get_progress_tasks(self) -> dict[str, str]:
         if self.progress_tasks is None:
-            name = type(self).__name__
-            raise ImproperlyConfigured(
-                f"{name} is missing the 'progress_tasks' attribute. Define "
-                f"{name}.progress_tasks = {{'task_id': 'Display name'}} or override "
-                f"{name}.get_progress_tasks()."
-            )
+            raise _missing(self, "progress_tasks", "{'task_id': 'Display name'}")
         return dict(self.progress_tasks)
 
     def get_progress_job(self) -> Callable[..., object] | str:
         if self.progress_job is None:
-            name = type(self).__name__
-            raise ImproperlyConfigured(
-                f"{name} is missing the 'progress_job' attribute. Define "
-                f"{name}.progress_job = my_job (a module-level function "
-                f"my_job(session, **kwargs)) or override {name}.get_progress_job()."
+            raise _missing(
+                self, "progress_job", "my_job (a module-level function my_job(session, **kwargs))"
             )
         job = self.progress_job
         # A function set as a class attribute reads as a method of the view.
