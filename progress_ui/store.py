@@ -180,3 +180,21 @@ def touch_session(session_id: str, task_ids: list[str], ttl: int) -> None:
     runs long without reporting keeps its session readable)."""
     for key in all_keys(session_id, task_ids):
         _call(lambda key=key: cache().touch(key, ttl))  # type: ignore[misc]
+
+
+# -- runners' references to queued work ------------------------------------------------
+
+
+def job_key(session_id: str, task_id: str) -> str:
+    return f"{settings.KEY_PREFIX}:{session_id}:job:{task_id}"
+
+
+def remember_job(session_id: str, task_id: str, reference: str, ttl: int) -> None:
+    """Keep a task runner's id of the message that will run ``task_id`` (so that a
+    cancel can revoke it)."""
+    _call(lambda: cache().set(job_key(session_id, task_id), reference, ttl))
+
+
+def job_reference(session_id: str, task_id: str) -> str | None:
+    value = _call(lambda: cache().get(job_key(session_id, task_id)))
+    return value if isinstance(value, str) else None

@@ -533,3 +533,24 @@ def test_the_celery_runner_runs_a_job_in_the_worker(
     for task in session.to_dict()["tasks"].values():
         assert task["current"] == task["total"] == 4
         assert task["message"] != f"pid {os.getpid()}"
+
+
+@pytest.mark.slow
+@pytest.mark.redis
+def test_cancelling_a_session_revokes_its_queued_message(
+    worker: CeleryWorker, redis_progress: None, current_test_app: None
+) -> None:
+    session = new_session()
+    mark_key = f"ran:{session.session_id}"
+    result = capp.count_to.with_options(countdown=2).enqueue_progress(
+        session, TASK, 1, 0.0, mark_key
+    )
+    session.cancel()  # what the Cancel button's view does
+    deadline = time.monotonic() + WAIT
+    while f"Discarding revoked task: {capp.count_to.name}[{result.id}]" not in worker.output():
+        if time.monotonic() > deadline:
+            pytest.fail(f"not revoked:\n{worker.output()}")
+        time.sleep(0.1)
+    time.sleep(2.5)  # past its countdown: it never ran
+    assert caches[capp.MARKS].get(mark_key) is None
+    assert task_state(session)["status"] == "cancelled"

@@ -239,6 +239,20 @@ def test_stream_ends_on_error(backend: str) -> None:
     assert snaps[-1]["status"] == "error"
 
 
+def test_spec_stream_ends_at_the_first_error_while_other_tasks_run(backend: str) -> None:
+    """The original API: stream() ends at the first error, yielding it last, even
+    though another task is still running (an abandoned one would keep it open)."""
+    session = ProgressSession.create(TASKS)
+    session.start("import_products")  # started, then abandoned
+    stream = session.stream(poll_interval=0.01)
+    assert json.loads(next(stream))["status"] == "running"
+    session.error("update_prices", "Supplier down")
+    rest = [json.loads(c) for c in stream]
+    assert rest[-1]["status"] == "error"
+    assert rest[-1]["tasks"]["import_products"]["status"] == "running"
+    assert rest[-1]["tasks"]["update_prices"]["message"] == "Supplier down"
+
+
 def test_stream_of_a_session_that_vanishes_ends_with_expired(backend: str) -> None:
     session = ProgressSession.create(TASKS)
     session.start("import_products")

@@ -42,12 +42,16 @@ from typing import (
     overload,
 )
 
-from celery import Task, shared_task
+from celery import Task, current_app, shared_task
 from celery.exceptions import Ignore, Reject, Retry
 from celery.signals import task_revoked
+from django.dispatch import receiver
 
+from .. import store
+from ..conf import current as current_settings
 from ..exceptions import ProgressError, StillRunning
 from ..session import ProgressSession
+from ..signals import task_cancelled
 from ..work import TaskProgress, run_job, run_task
 
 if TYPE_CHECKING:
@@ -121,6 +125,7 @@ class ProgressTask(Task[Any, Any], Generic[P, R]):
         result: AsyncResult[R] = self.apply_async(
             args=(session.session_id, task_id, *args), kwargs=kwargs or {}, **options
         )
+        _remember(session, task_id, result.id)
         return result
 
     def with_options(self, **options: Any) -> ProgressCall[P, R]:
@@ -395,4 +400,29 @@ def run_progress_job(session_id: str, job: str, kwargs: dict[str, Any]) -> None:
 
 def submit_job(session: ProgressSession, job: str, kwargs: dict[str, Any]) -> AsyncResult[None]:
     """The ``"celery"`` runner: send the job to the workers (no result backend needed)."""
-    return run_progress_job.delay(session.session_id, job, kwargs)
+    result = run_progress_job.delay(session.session_id, job, kwargs)
+    for task_id in session.tasks:
+        _remember(session, task_id, result.id)
+    return result
+
+
+# -- cancelling from the page revokes queued messages --------------------------------
+
+
+def _remember(session: ProgressSession, task_id: str, celery_id: str) -> None:
+    try:
+        store.remember_job(session.session_id, task_id, celery_id, current_settings().TTL)
+    except store.CacheUnavailable:
+        logger.warning("progress_ui: could not record Celery task %s for cancel", celery_id)
+
+
+@receiver(task_cancelled, dispatch_uid="progress_ui.contrib.celery.revoke")
+def _revoke_on_cancel(sender: object, session: ProgressSession, task_id: str, **_: Any) -> None:
+    """A cancelled task's queued message is revoked, so no worker starts it (a
+    worker that starts it anyway finds the task cancelled and runs nothing)."""
+    try:
+        celery_id = store.job_reference(session.session_id, task_id)
+    except store.CacheUnavailable:
+        return
+    if celery_id is not None:
+        current_app.control.revoke(celery_id)
