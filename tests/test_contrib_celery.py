@@ -35,7 +35,7 @@ from progress_ui.runners import get_runner
 from progress_ui.work import TaskProgress
 from tests import celery_app as capp
 from tests.conftest import require_redis
-from tests.workers import WorkerProcess, running_process
+from tests.workers import WorkerProcess, kill_process, running_process
 
 GENERIC = "Something went wrong."
 #: Every wait in this module is bounded by this many seconds.
@@ -554,3 +554,37 @@ def test_cancelling_a_session_revokes_its_queued_message(
     time.sleep(2.5)  # past its countdown: it never ran
     assert caches[capp.MARKS].get(mark_key) is None
     assert task_state(session)["status"] == "cancelled"
+
+
+FAST_LIVENESS = {"WORKER_BEAT_INTERVAL": 0.3, "WORKER_STALE_TIMEOUT": 0.6}
+
+
+@pytest.mark.slow
+@pytest.mark.redis
+def test_a_killed_celery_worker_turns_its_task_to_an_error() -> None:
+    """SIGKILL of the whole worker (main process and children), as an OOM kill or
+    a lost machine: no revoke handler runs; liveness turns the bar to an error."""
+    require_redis()
+    queue = f"{capp.QUEUE}-loss"
+    argv = [
+        sys.executable, "-m", "celery", "-A", "tests.celery_app", "worker",
+        "--pool=prefork", "--concurrency=1", "--without-gossip", "--without-mingle",
+        "--without-heartbeat", "--queues", queue, "--loglevel=INFO",
+    ]  # fmt: skip
+    env = {
+        "DJANGO_SETTINGS_MODULE": "tests.settings_celery",
+        "PROGRESS_CELERY_QUEUE": queue,
+        "PROGRESS_TEST_UI": json.dumps(FAST_LIVENESS),
+    }
+    ui = {"CACHE_ALIAS": "redis", "MAX_STREAM_DURATION": 60, **FAST_LIVENESS}
+    with (
+        override_settings(PROGRESS_UI=ui),
+        running_process(argv, env=env, ready="ready", timeout=60) as process,
+    ):
+        node = CeleryWorker(process, "")
+        session = new_session()
+        capp.count_to.with_options(queue=queue).enqueue_progress(session, TASK, 200, 0.1)
+        watch(session, lambda task: (task["current"] or 0) >= 2, node)
+        kill_process(process)
+        seen = watch(session, finished, node, timeout=20)
+    assert seen[-1][:2] == ("error", WORKER_LOST), seen
