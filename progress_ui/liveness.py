@@ -30,6 +30,8 @@ from .conf import current as current_settings
 
 logger = logging.getLogger("progress_ui")
 
+#: Longest nap of the beat thread between checks (seconds).
+_MAX_NAP = 0.5
 #: A claim: (session id, task id) -> the session's task ids (to renew its keys).
 Claims = dict[tuple[str, str], list[str]]
 
@@ -79,13 +81,18 @@ class _ProcessBeat:
 
     def _run(self) -> None:
         while True:
-            time.sleep(current_settings().WORKER_BEAT_INTERVAL)
+            # Short naps, beating when due: a changed interval or cache (settings
+            # reloaded) takes effect within half a second, not after a long sleep.
+            conf = current_settings()
+            time.sleep(min(conf.WORKER_BEAT_INTERVAL, _MAX_NAP))
             with self.lock:
                 if not self.claims:
                     self.thread = None
                     return
                 claims = dict(self.claims)
-            self._beat()
+            due = time.monotonic() - self.last_beat >= conf.WORKER_BEAT_INTERVAL
+            if due or self.beat_cache != conf.CACHE_ALIAS:
+                self._beat()
             self._renew_sessions(claims)
 
     def _renew_sessions(self, claims: Claims) -> None:
