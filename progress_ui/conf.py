@@ -41,6 +41,10 @@ class ProgressSettings:
     MAX_NAME_LENGTH: int = 200
     #: Most tasks in one session.
     MAX_TASKS: int = 100
+    #: Characters of text one session may hold: its task names together at most
+    #: this, and each task's message at most this divided by the number of tasks
+    #: (and ``MAX_MESSAGE_LENGTH``). Bounds what one message to a browser costs.
+    MAX_SESSION_TEXT: int = 10_000
     #: Shown for an exception that is not a ``ProgressError`` (details are
     #: logged, never sent to browsers).
     GENERIC_ERROR_MESSAGE: str = "Something went wrong."

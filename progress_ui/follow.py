@@ -21,6 +21,7 @@ from typing import Protocol
 
 from .conf import current as current_settings
 from .snapshot import SessionSnapshot, expired_snapshot, is_settled, to_json
+from .validation import log_id
 
 logger = logging.getLogger("progress_ui")
 #: Yielded instead of a snapshot when nothing changed for HEARTBEAT_INTERVAL.
@@ -143,7 +144,7 @@ def json_lines(session_id: str, items: Iterable[Followed]) -> Iterator[str]:
         for item in items:
             yield _line(item, last)
     except Exception:
-        logger.exception("progress_ui: NDJSON stream of session %s failed", session_id)
+        logger.exception("progress_ui: NDJSON stream of session %s failed", log_id(session_id))
         yield error_line(current_settings().GENERIC_ERROR_MESSAGE)
 
 
@@ -155,7 +156,7 @@ async def ajson_lines(session_id: str, items: AsyncIterable[Followed]) -> AsyncI
         async for item in iterator:
             yield _line(item, last)
     except Exception:
-        logger.exception("progress_ui: NDJSON stream of session %s failed", session_id)
+        logger.exception("progress_ui: NDJSON stream of session %s failed", log_id(session_id))
         yield error_line(current_settings().GENERIC_ERROR_MESSAGE)
     finally:
         aclose = getattr(iterator, "aclose", None)

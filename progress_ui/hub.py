@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING
 from .conf import current as current_settings
 from .follow import FollowRule, afollow_snapshots
 from .snapshot import SessionSnapshot
+from .validation import log_id
 
 if TYPE_CHECKING:
     from .session import ProgressSession
@@ -87,7 +88,9 @@ class _Channel:
                     return
                 await asyncio.sleep(self.interval)
         except Exception as exc:
-            logger.exception("progress_ui: poller of session %s failed", self.session.session_id)
+            logger.exception(
+                "progress_ui: poller of session %s failed", log_id(self.session.session_id)
+            )
             self.error = exc
             # New viewers get a fresh poller; current ones end with an error event.
             self.hub._forget(self)

@@ -27,6 +27,7 @@ import time
 
 from . import store
 from .conf import current as current_settings
+from .validation import log_id
 
 logger = logging.getLogger("progress_ui")
 
@@ -105,7 +106,9 @@ class _ProcessBeat:
             try:
                 store.touch_session(session_id, task_ids, conf.TTL)
             except store.CacheUnavailable as exc:
-                logger.warning("progress_ui: could not renew session %s: %s", session_id, exc)
+                logger.warning(
+                    "progress_ui: could not renew session %s: %s", log_id(session_id), exc
+                )
 
 
 _beat: _ProcessBeat | None = None

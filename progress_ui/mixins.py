@@ -35,9 +35,10 @@ from django.views.decorators.csrf import csrf_protect
 from django.views.generic import TemplateView
 from django.views.generic.base import ContextMixin, View
 
-from .access import get_readable_session
+from .access import ProgressNotFound, get_readable_session
 from .conf import current as current_settings
 from .rendering import render_session
+from .responses import make_private, not_found_response, unavailable_response
 from .runners import get_runner, submit_to_threads
 from .session import ProgressSession
 from .store import CacheUnavailable
@@ -58,18 +59,6 @@ __all__ = [
     "SessionLookupMixin",
     "StartProgressMixin",
 ]
-
-
-def unavailable_response() -> HttpResponse:
-    """503 while the progress cache cannot be reached: no traceback, try again soon."""
-    response = HttpResponse(
-        "Progress is unavailable right now.",
-        status=503,
-        content_type="text/plain; charset=utf-8",
-    )
-    response["Retry-After"] = "2"
-    response["Cache-Control"] = "no-store"
-    return response
 
 
 def _missing(view: object, attribute: str, example: str) -> ImproperlyConfigured:
@@ -190,15 +179,15 @@ class StartProgressMixin(_ProgressRenderMixin, _Base):
             return submit_to_threads(session, path, kwargs, self.progress_executor)
         return get_runner(runner)(session, path, kwargs)
 
-    def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+    def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
         session = self.create_progress_session()
         self.progress_session = session
         self.submit_progress_job(session)
         if _is_htmx(request):
-            return self.render_progress_component(session)
+            return make_private(self.render_progress_component(session))
         context = self.get_context_data(**kwargs, **self.get_progress_context(session))
         response: HttpResponse = self.render_to_response(context)  # type: ignore[attr-defined]
-        return response
+        return make_private(response)
 
 
 class SessionLookupMixin:
@@ -214,11 +203,17 @@ class SessionLookupMixin:
 
     def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
         try:
-            return super().dispatch(request, *args, **kwargs)  # type: ignore[misc, no-any-return]
+            response: HttpResponseBase = super().dispatch(  # type: ignore[misc]
+                request, *args, **kwargs
+            )
+        except ProgressNotFound as exc:
+            return not_found_response(exc.session_id)
         except CacheUnavailable as exc:
             # Progress is unknown, not missing: answer 503 so clients retry.
-            logger.warning("progress_ui: cache unavailable for %s: %s", request.path, exc)
+            logger.warning("progress_ui: cache unavailable: %s", exc)
             return unavailable_response()
+        # Every answer depends on who asks: never stored by a shared cache.
+        return make_private(response)
 
     def get_session_id(self) -> str:
         kwarg = self.session_url_kwarg

@@ -26,7 +26,13 @@ from .records import TaskRecord, new_record, reading_at
 from .signals import task_cancelled
 from .snapshot import SessionSnapshot, build_snapshot, expired_snapshot, has_ended, is_settled
 from .status import ProgressStatus, ReportedStatus
-from .validation import check_amount, clean_text, is_valid_session_id, validate_task_id
+from .validation import (
+    check_amount,
+    clean_text,
+    is_valid_session_id,
+    log_id,
+    validate_task_id,
+)
 
 if TYPE_CHECKING:
     from django.http import HttpRequest
@@ -100,6 +106,12 @@ class ProgressSession:
             [validate_task_id(t), clean_text(name, conf.MAX_NAME_LENGTH) or t]
             for t, name in tasks.items()
         ]
+        names_length = sum(len(name) for _, name in pairs)
+        if names_length > conf.MAX_SESSION_TEXT:
+            raise ValueError(
+                f"The task names hold {names_length} characters together; a session holds "
+                f"at most {conf.MAX_SESSION_TEXT} (PROGRESS_UI['MAX_SESSION_TEXT'])."
+            )
         if request is not None and owner is None:
             owner = owner_for_request(request)
         meta = store.SessionMeta(format=store.FORMAT, tasks=pairs, owner=owner)
@@ -202,7 +214,7 @@ class ProgressSession:
             logger.warning(
                 "progress_ui: progress of session %s was not saved (%s: %s); the work "
                 "goes on. Set PROGRESS_UI['STRICT_WRITES'] = True to raise instead.",
-                self._id,
+                log_id(self._id),
                 type(exc.__cause__ or exc).__name__,
                 exc,
             )
@@ -257,7 +269,6 @@ class ProgressSession:
         """Mark a task COMPLETING: its percent animates to 100 over
         ``COMPLETING_DURATION`` seconds, then it reads as COMPLETE. A task that
         was never started completes from 0. Completing twice does nothing."""
-        conf = current_settings()
 
         def change(r: TaskRecord, now: float) -> bool:
             if ProgressStatus(r["status"]).work_ended:
@@ -267,10 +278,16 @@ class ProgressSession:
             r["status"] = ProgressStatus.COMPLETING.value
             r["finished_at"] = now
             if message is not None:
-                r["message"] = clean_text(message, conf.MAX_MESSAGE_LENGTH)
+                r["message"] = clean_text(message, self._message_limit())
             return True
 
         self._write(task_id, change)
+
+    def _message_limit(self) -> int:
+        """Longest message of a task: ``MAX_MESSAGE_LENGTH``, and the session's text
+        budget shared among its tasks."""
+        conf = current_settings()
+        return min(conf.MAX_MESSAGE_LENGTH, max(1, conf.MAX_SESSION_TEXT // len(self._names)))
 
     def error(self, task_id: str, message: str | None = None) -> None:
         """Mark a task ERROR with a message safe to show to users. The bar stays
@@ -286,8 +303,7 @@ class ProgressSession:
         *,
         only_runner: str | None = None,
     ) -> bool:
-        conf = current_settings()
-        text = clean_text(default if message is None else message, conf.MAX_MESSAGE_LENGTH)
+        text = clean_text(default if message is None else message, self._message_limit())
 
         def change(r: TaskRecord, now: float) -> bool:
             current = ProgressStatus(r["status"])
@@ -316,14 +332,12 @@ class ProgressSession:
             logger.error(
                 "progress_ui task %r of session %s failed",
                 task_id,
-                self._id,
+                log_id(self._id),
                 exc_info=(type(exc), exc, exc.__traceback__),
             )
         self.error(
             task_id,
-            user_message(
-                exc, generic=conf.GENERIC_ERROR_MESSAGE, max_length=conf.MAX_MESSAGE_LENGTH
-            ),
+            user_message(exc, generic=conf.GENERIC_ERROR_MESSAGE, max_length=self._message_limit()),
         )
 
     def cancel(self, task_id: str | None = None, message: str | None = None) -> list[str]:
@@ -381,7 +395,6 @@ class ProgressSession:
         """Report measured progress (``current`` of ``total``, or ``percent``) and/or
         a message. Starts the task if it is still pending. Ignored once finished;
         raises ``TaskCancelled`` once cancelled."""
-        conf = current_settings()
         numbers = {"current": current, "total": total, "percent": percent}
         checked = {label: check_amount(label, value) for label, value in numbers.items()}
 
@@ -403,7 +416,7 @@ class ProgressSession:
             if checked["percent"] is not None:
                 r["percent"] = min(100.0, float(checked["percent"]))
             if message is not None:
-                r["message"] = clean_text(message, conf.MAX_MESSAGE_LENGTH)
+                r["message"] = clean_text(message, self._message_limit())
             return True
 
         self._write(task_id, change)
@@ -512,7 +525,7 @@ class ProgressSession:
             logger.warning(
                 "progress_ui: task %r of session %s lost its worker %s",
                 task_id,
-                self._id,
+                log_id(self._id),
                 records[task_id].get("runner"),
             )
             runner = records[task_id].get("runner")

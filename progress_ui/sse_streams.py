@@ -22,6 +22,7 @@ from .session import ProgressSession
 from .snapshot import SessionSnapshot, is_settled
 from .sse import Render, SSEFormatter
 from .store import CacheUnavailable
+from .validation import log_id
 
 logger = logging.getLogger("progress_ui")
 
@@ -38,9 +39,9 @@ def _is_transient(exc: BaseException) -> bool:
 def _end_after(exc: Exception, session_id: str, formatter: SSEFormatter) -> list[str]:
     """The last messages of a stream that failed with ``exc``."""
     if _is_transient(exc):
-        logger.warning("progress_ui: SSE stream of session %s paused: %s", session_id, exc)
+        logger.warning("progress_ui: SSE stream of session %s paused: %s", log_id(session_id), exc)
         return []  # no done: the browser reconnects and resumes
-    logger.exception("progress_ui: SSE stream of session %s failed", session_id)
+    logger.exception("progress_ui: SSE stream of session %s failed", log_id(session_id))
     return formatter.error()
 
 

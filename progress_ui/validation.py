@@ -6,6 +6,7 @@ only bound length, drop control characters and check identifiers.
 
 from __future__ import annotations
 
+import hashlib
 import math
 import re
 import unicodedata
@@ -58,3 +59,9 @@ def check_amount(label: str, value: object) -> float | int | None:
         shown = value if abs(value) < 10**20 else f"a {len(str(int(value)))}-digit number"
         raise ValueError(f"{label} must be between 0 and {MAX_AMOUNT:.0e}, got {shown}")
     return value
+
+
+def log_id(session_id: str) -> str:
+    """What logs show of a session id: a short hash. The id is the only secret of
+    a session without an owner, and logs travel further than the cache."""
+    return "sid#" + hashlib.sha256(session_id.encode()).hexdigest()[:12]

@@ -58,7 +58,7 @@ class StreamView(SessionLookupMixin, View):
     #: Longest a response stays open (None: ``PROGRESS_UI["MAX_STREAM_DURATION"]``).
     max_duration: float | None = None
     #: Extra response headers. ``X-Accel-Buffering: no`` stops nginx buffering.
-    stream_headers: dict[str, str] = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+    stream_headers: dict[str, str] = {"X-Accel-Buffering": "no"}
 
     def get_poll_interval(self) -> float | None:
         return self.poll_interval

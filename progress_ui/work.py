@@ -20,6 +20,7 @@ from .exceptions import StillRunning, TaskCancelled
 from .session import ProgressSession
 from .status import ReportedStatus
 from .store import CacheUnavailable
+from .validation import log_id
 
 logger = logging.getLogger("progress_ui")
 
@@ -98,7 +99,9 @@ def run_task(
     try:
         session = ProgressSession.get(session_id)
     except CacheUnavailable:
-        logger.warning("progress_ui: session %s unreadable; running without progress", session_id)
+        logger.warning(
+            "progress_ui: session %s unreadable; running without progress", log_id(session_id)
+        )
         session = None
     progress = TaskProgress(session, task_id)
     try:
@@ -149,21 +152,23 @@ def run_job(session_id: str, job: str, kwargs: dict[str, Any]) -> None:
     work = import_string(job)
     session = ProgressSession.get(session_id)
     if session is None:
-        logger.warning("progress_ui: session %s is gone; job %s not run", session_id, job)
+        logger.warning("progress_ui: session %s is gone; job %s not run", log_id(session_id), job)
         return
     if not _unfinished(session):
-        logger.info("progress_ui: nothing left to run in session %s (%s)", session_id, job)
+        logger.info("progress_ui: nothing left to run in session %s (%s)", log_id(session_id), job)
         return
     try:
         work(session, **kwargs)
     except TaskCancelled:
-        logger.info("progress_ui: job %s of session %s stopped after a cancel", job, session_id)
+        logger.info(
+            "progress_ui: job %s of session %s stopped after a cancel", job, log_id(session_id)
+        )
     except Exception as exc:
         unfinished = _unfinished(session)
         for task_id in unfinished:
             session.fail(task_id, exc)
         if not unfinished:
-            logger.exception("progress_ui: job %s of session %s failed", job, session_id)
+            logger.exception("progress_ui: job %s of session %s failed", job, log_id(session_id))
 
 
 def _unfinished(session: ProgressSession) -> list[str]:

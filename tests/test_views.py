@@ -72,7 +72,9 @@ def test_sse_headers_and_sync_stream_under_wsgi(fast: str) -> None:
     response = Client().get(url("sse", session.session_id))
     assert response.status_code == 200
     assert response["Content-Type"] == "text/event-stream; charset=utf-8"
-    assert response["Cache-Control"] == "no-cache"
+    # Owner-dependent: never stored by a shared cache.
+    assert set(response["Cache-Control"].split(", ")) >= {"private", "no-store", "no-cache"}
+    assert response["Vary"] == "Cookie"
     assert response["X-Accel-Buffering"] == "no"
     assert not response.has_header("Content-Encoding")
     assert response.streaming and not response.is_async  # sync generator for WSGI
@@ -215,7 +217,9 @@ def test_ndjson_stream_until_complete(fast: str) -> None:
     session.update("a", current=1, total=4)
     response = Client().get(url("ndjson", session.session_id))
     assert response["Content-Type"] == "application/x-ndjson"
-    assert response["Cache-Control"] == "no-cache"
+    # Owner-dependent: never stored by a shared cache.
+    assert set(response["Cache-Control"].split(", ")) >= {"private", "no-store", "no-cache"}
+    assert response["Vary"] == "Cookie"
     chunks = iter(response.streaming_content)
     first = json.loads(next(chunks))
     assert first["tasks"]["a"]["current"] == 1
@@ -325,6 +329,9 @@ def test_anonymous_owner_reads_and_other_browsers_get_404(fast: str) -> None:
     request.session = store
     request.user = AnonymousUser()
     session = finished_session(request=request)
+    # Making the owner secret rotated the session key (fixation defence): the
+    # browser follows it, as SessionMiddleware's cookie would make it.
+    owner_client.cookies[settings.SESSION_COOKIE_NAME] = store.session_key or ""
     stranger, _ = _browser_session()
     for name in NAMES:
         assert owner_client.get(url(name, session.session_id)).status_code == 200, name

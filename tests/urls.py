@@ -1,9 +1,11 @@
 from __future__ import annotations
 
+from django.contrib.auth.views import LogoutView
 from django.http import HttpRequest, HttpResponse
 from django.urls import URLPattern, URLResolver, include, path
 
 from progress_ui import ProgressSession
+from progress_ui.mixins import ProgressSessionView
 
 
 def start_owned(request: HttpRequest) -> HttpResponse:
@@ -14,4 +16,6 @@ def start_owned(request: HttpRequest) -> HttpResponse:
 urlpatterns: list[URLPattern | URLResolver] = [
     path("progress/", include("progress_ui.urls")),
     path("tests-start-owned/", start_owned),
+    path("tests-logout/", LogoutView.as_view(next_page="/")),
+    path("tests-page/<str:session_id>/", ProgressSessionView.as_view()),
 ]

@@ -52,6 +52,7 @@ from ..conf import current as current_settings
 from ..exceptions import ProgressError, StillRunning
 from ..session import ProgressSession
 from ..signals import task_cancelled
+from ..validation import log_id
 from ..work import TaskProgress, run_job, run_task
 
 if TYPE_CHECKING:
@@ -270,7 +271,9 @@ def _safely(
         if session is not None and target[1] in session.tasks:
             write(session)
     except Exception:
-        logger.exception("progress_ui could not %s task %r of session %s", action, *target[::-1])
+        logger.exception(
+            "progress_ui could not %s task %r of session %s", action, target[1], log_id(target[0])
+        )
 
 
 @task_revoked.connect(weak=False)
