@@ -314,3 +314,47 @@ def test_cancel_button_stops_the_job_and_the_stream(
         == shown
     )
     assert again.locator("[sse-connect], [hx-sse\\:connect]").count() == 0
+
+
+def test_a_late_sse_extension_still_connects(
+    app_page: Page, server: Server, sse_requests: list[str]
+) -> None:
+    """The extension script arriving late must not leave the component with
+    neither a stream nor polling (htmx 4 used to start before its extension)."""
+
+    def late(route: Any) -> None:
+        time.sleep(1.5)
+        route.continue_()
+
+    app_page.route(re.compile(r".*/vendor/htmx-(ext-sse|hx-sse)-.*\.js$"), late)
+    sid = start(app_page, server, "quick")
+    app_page.reload()  # the component is in the page when the scripts load
+    wait_finished(app_page, sid)
+    assert sse_requests and all("/events/" in u for u in sse_requests), sse_requests
+
+
+def test_a_silent_stream_falls_back_to_polling(
+    app_page: Page, server: Server, sse_requests: list[str]
+) -> None:
+    """A stream that opens but never delivers anything (a buffering proxy): the
+    watchdog switches to polling, which reaches the final state."""
+    app_page.route("**/events/", lambda route: None)  # never answered
+    sid = start(app_page, server, "quick")
+    expect(component(app_page, sid).locator(".pui-status")).to_have_text(COMPLETE, timeout=40_000)
+    assert any("transport=poll" in u for u in sse_requests)
+
+
+def test_polling_stops_on_404_and_shows_the_expired_state(
+    app_page: Page, server: Server, sse_requests: list[str]
+) -> None:
+    app_page.route("**/events/", lambda route: route.abort())
+    app_page.route(
+        "**/html/?transport=poll",
+        lambda route: route.fulfill(status=404, body="No such progress session."),
+    )
+    sid = start(app_page, server, "import")
+    box = component(app_page, sid)
+    expect(box.locator(".pui-status")).to_have_text("This progress is no longer available.")
+    polls = len([u for u in sse_requests if "transport=poll" in u])
+    time.sleep(5)  # more than two poll intervals
+    assert len([u for u in sse_requests if "transport=poll" in u]) == polls == 1

@@ -131,3 +131,12 @@ def test_cotton_scripts_component() -> None:
     html = render('<c-progress.scripts version="4" />', cotton=True)
     assert "progress_ui.css" in html
     assert "htmx-4.0.1.min.js" in html
+
+
+def test_htmx4_core_loads_while_parsing_and_the_rest_deferred() -> None:
+    """Regression: a deferred htmx 4 starts on a timer and can process the page
+    before its SSE extension arrives, leaving the component without a stream."""
+    tags = str(script_tags(version=4)).splitlines()
+    assert "htmx-4.0.1.min.js" in tags[0] and " defer" not in tags[0]
+    assert all(" defer" in tag for tag in tags[1:])
+    assert all(" defer" in tag for tag in str(script_tags(version=2)).splitlines())

@@ -13,7 +13,7 @@ from django import template
 from django.http import HttpRequest
 from django.templatetags.static import static
 from django.utils.html import format_html, format_html_join
-from django.utils.safestring import SafeString
+from django.utils.safestring import SafeString, mark_safe
 
 from ..rendering import htmx_version, render_bar, render_session
 from ..status import ReportedStatus
@@ -43,17 +43,25 @@ def csp_nonce(context: template.Context | dict[str, Any] | None) -> str:
 
 
 def script_tags(*, version: int | str | None = None, nonce: str = "") -> SafeString:
-    """``<script defer>`` tags for htmx and its SSE extension (2 or 4, default
-    from ``PROGRESS_UI["HTMX_VERSION"]``)."""
-    files = (*SCRIPTS[htmx_version(version)], FALLBACK_SCRIPT)
-    if nonce:
-        return format_html_join(
-            "\n",
-            '<script src="{}" defer nonce="{}"></script>',
-            ((static(path), nonce) for path in files),
-        )
+    """``<script>`` tags for htmx and its SSE extension (2 or 4, default from
+    ``PROGRESS_UI["HTMX_VERSION"]``), then the polling fallback.
+
+    htmx 4's core is not deferred: a deferred htmx 4 starts on a timer as soon as
+    it has run, and when its SSE extension (the next file) arrives later, the
+    elements are processed without it and never connect. Loaded while the page
+    is still parsing, htmx 4 waits for DOMContentLoaded, after every deferred
+    script, the extension included."""
+    major = htmx_version(version)
+    files = (*SCRIPTS[major], FALLBACK_SCRIPT)
+    blocking = {SCRIPTS[4][0]} if major == 4 else set()
+    nonce_attr = format_html(' nonce="{}"', nonce) if nonce else ""
     return format_html_join(
-        "\n", '<script src="{}" defer></script>', ((static(path),) for path in files)
+        "\n",
+        '<script src="{}"{}{}></script>',
+        (
+            (static(path), "" if path in blocking else mark_safe(" defer"), nonce_attr)
+            for path in files
+        ),
     )
 
 

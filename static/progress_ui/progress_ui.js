@@ -1,16 +1,23 @@
 /* django-progress-ui: polling fallback.
  *
- * When a session's SSE connection fails before any message got through (a proxy
- * that blocks event streams, say; htmx 2 may not even retry), or fails FAILURES
- * times in a row later on, the component is replaced by its polled form (the fragment endpoint's
+ * A component either streams or polls, never neither:
+ * - when a session's SSE connection fails before any message got through (a
+ *   proxy that blocks event streams, say; htmx 2 may not even retry), or fails
+ *   FAILURES times in a row later on;
+ * - or when no message arrives within WATCHDOG ms (the server sends the current
+ *   state as soon as a stream opens, so silence means no stream was opened),
+ * the component is replaced by its polled form (the fragment endpoint's
  * ?transport=poll, named in data-progress-poll), fetched every INTERVAL ms until
  * the session has finished. Removing the element closes its SSE connection in
  * both htmx 2 (htmx-ext-sse) and htmx 4 (hx-sse).
+ * A poll answered 404 (the session expired, or is not this visitor's) stops
+ * polling and shows the expired text (data-progress-expired).
  */
 (function () {
   "use strict";
   var FAILURES = 3;
   var INTERVAL = 2000;
+  var WATCHDOG = 6000;
 
   function sectionOf(target) {
     return target && target.closest ? target.closest("[data-progress-poll]") : null;
@@ -26,10 +33,15 @@
     // come alive in markup parsed with scripting off.
     fetch(url, { headers: { "HX-Request": "true" }, credentials: "same-origin" })
       .then(function (response) {
+        if (response.status === 404) {
+          expire(sessionId);
+          return null;
+        }
         if (!response.ok) throw new Error("HTTP " + response.status);
         return response.text();
       })
       .then(function (html) {
+        if (html === null) return;
         var section = current(sessionId);
         var next = new DOMParser().parseFromString(html, "text/html").body.firstElementChild;
         if (!section || !next) return; // the component left the page
@@ -44,14 +56,44 @@
       });
   }
 
+  function expire(sessionId) {
+    // Gone for good: no more polls; say so where the status sentence is.
+    var section = current(sessionId);
+    if (!section) return;
+    section.removeAttribute("data-progress-poll");
+    section.classList.add("pui-session--expired");
+    var status = section.querySelector(".pui-status");
+    if (status) status.textContent = section.getAttribute("data-progress-expired") || "";
+  }
+
+  function fallBack(section) {
+    if (!section || section.dataset.puiPolling) return;
+    section.dataset.puiPolling = "1";
+    poll(section.getAttribute("data-progress-session"), section.getAttribute("data-progress-poll"));
+  }
+
+  function watch(section) {
+    // A live component that has heard nothing after WATCHDOG ms never got a stream.
+    if (section.dataset.puiPolling || section.dataset.puiWatched) return;
+    section.dataset.puiWatched = "1";
+    setTimeout(function () {
+      if (!section.isConnected || section.dataset.puiReceived) return;
+      if (section.hasAttribute("data-progress-poll")) fallBack(section);
+    }, WATCHDOG);
+  }
+
+  function watchAll(root) {
+    if (root.matches && root.matches("[data-progress-poll]")) watch(root);
+    if (root.querySelectorAll) root.querySelectorAll("[data-progress-poll]").forEach(watch);
+  }
+
   function onError(event) {
     var section = sectionOf(event.target);
     if (!section || section.dataset.puiPolling) return;
     var failures = Number(section.dataset.puiFailures || 0) + 1;
     section.dataset.puiFailures = String(failures);
     if (section.dataset.puiReceived && failures < FAILURES) return;
-    section.dataset.puiPolling = "1";
-    poll(section.getAttribute("data-progress-session"), section.getAttribute("data-progress-poll"));
+    fallBack(section);
   }
 
   function onMessage(event) {
@@ -66,4 +108,18 @@
   document.addEventListener("htmx:error", onError); // htmx 4: the first connection failed
   document.addEventListener("htmx:sseMessage", onMessage);
   document.addEventListener("htmx:sse:after:message", onMessage);
+
+  // Components on the page now, and any that htmx swaps in later.
+  function start() {
+    watchAll(document);
+    new MutationObserver(function (records) {
+      records.forEach(function (record) {
+        record.addedNodes.forEach(function (node) {
+          if (node.nodeType === 1) watchAll(node);
+        });
+      });
+    }).observe(document.documentElement, { childList: true, subtree: true });
+  }
+  if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", start);
+  else start();
 })();
