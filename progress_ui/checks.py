@@ -95,3 +95,21 @@ def check_runner(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
             )
         ]
     return []
+
+
+@register(Tags.security)
+def check_ownership(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """Anonymous visitors own their sessions through Django's session framework."""
+    middleware = getattr(django_settings, "MIDDLEWARE", None) or []
+    if "django.contrib.sessions.middleware.SessionMiddleware" not in middleware:
+        return [
+            Warning(
+                "SessionMiddleware is not installed: progress sessions that anonymous "
+                "visitors start (ProgressSession.create(request=...), StartProgressMixin) "
+                "get no owner, so anyone who learns an id can read and cancel them.",
+                hint="Add django.contrib.sessions.middleware.SessionMiddleware to MIDDLEWARE, "
+                "or require login for the views that start work.",
+                id="progress_ui.W004",
+            )
+        ]
+    return []

@@ -83,3 +83,11 @@ def test_check_explains_a_runner_that_does_not_load() -> None:
         [error] = check_runner()
     assert error.id == "progress_ui.E003"
     assert "myapp.nowhere.submit" in error.msg and "'django_tasks'" in error.msg
+
+
+def test_check_warns_when_anonymous_visitors_cannot_own_sessions() -> None:
+    from progress_ui.checks import check_ownership
+
+    assert check_ownership() == []
+    with override_settings(MIDDLEWARE=["django.middleware.csrf.CsrfViewMiddleware"]):
+        assert ids(check_ownership()) == ["progress_ui.W004"]
