@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from django.template import engines
+from django.template import Context, Template, engines
 from django.test import RequestFactory, override_settings
 from django.urls import include, path
 from django_cotton.compiler_regex import CottonCompiler
@@ -140,3 +140,11 @@ def test_htmx4_core_loads_while_parsing_and_the_rest_deferred() -> None:
     assert "htmx-4.0.1.min.js" in tags[0] and " defer" not in tags[0]
     assert all(" defer" in tag for tag in tags[1:])
     assert all(" defer" in tag for tag in str(script_tags(version=2)).splitlines())
+
+
+@pytest.mark.parametrize("context", [{}, {"progress_session": None}, {"progress_session": ""}])
+def test_no_session_yet_renders_nothing(context: dict[str, object]) -> None:
+    html = Template("{% load progress_ui %}[{% progress_session progress_session %}]").render(
+        Context(context)
+    )
+    assert html == "[]"

@@ -95,7 +95,11 @@ def progress_session(
     cancellable: Any = False,
 ) -> SafeString:
     """The whole component for ``session`` (a ``ProgressSession`` or a snapshot);
-    ``cancellable`` adds a Cancel button while it runs."""
+    ``cancellable`` adds a Cancel button while it runs. Nothing at all when there
+    is no session (yet): a page that shows the component after its POST renders
+    fine on the first GET."""
+    if session is None or session == "":
+        return SafeString("")
     request = context.get("request")
     return render_session(
         session,
