@@ -2,17 +2,19 @@
 SHELL := /bin/bash
 PY312 := $(shell .ci/find-python 3.12 || .ci/find-python 3.13)
 PY311 := $(shell .ci/find-python 3.11)
+PY313 := $(shell .ci/find-python 3.13)
 VENV := .venv
 VENV52 := .venv-django52
+VENV313 := .venv-py313
 CHROMIUM_PATH ?= /usr/bin/chromium
 export CHROMIUM_PATH
 PYTEST_ARGS ?=
 
-.PHONY: help demo test test-main test-django52 lint format chromium bench vendor clean
+.PHONY: help demo test test-main test-django52 test-py313 lint format chromium bench vendor clean
 
 help:
 	@echo "make demo   - set up and serve the demo on http://127.0.0.1:8000"
-	@echo "make test   - set up and run the whole suite (Django 6.x on 3.12, Django 5.2 on 3.11)"
+	@echo "make test   - set up and run the whole suite (Django 6.x on 3.12 and 3.13, Django 5.2 on 3.11)"
 	@echo "make lint   - ruff (lint + format check), mypy --strict, import layers"
 	@echo "make bench  - run the benchmarks in bench/"
 
@@ -28,6 +30,13 @@ $(VENV52)/.installed: pyproject.toml
 	$(PY311) -m venv $(VENV52)
 	$(VENV52)/bin/python -m pip install -q --upgrade "pip>=25.1"
 	$(VENV52)/bin/python -m pip install -q -e . --group test "django>=5.2,<6.0"
+	touch $@
+
+$(VENV313)/.installed: pyproject.toml
+	@test -n "$(PY313)" || { echo "Python 3.13 is required for the Python 3.13 run"; exit 1; }
+	$(PY313) -m venv $(VENV313)
+	$(VENV313)/bin/python -m pip install -q --upgrade "pip>=25.1"
+	$(VENV313)/bin/python -m pip install -q -e . --group test "django>=6.0"
 	touch $@
 
 chromium:
@@ -46,7 +55,7 @@ demo: $(VENV)/.installed
 	  trap 'kill $$worker 2>/dev/null; wait $$worker 2>/dev/null' EXIT INT TERM; \
 	  $(VENV)/bin/python demo/manage.py runserver 127.0.0.1:8000
 
-test: test-main test-django52
+test: test-main test-django52 test-py313
 
 test-main: $(VENV)/.installed chromium
 	DJANGO_ALLOW_ASYNC_UNSAFE=true $(VENV)/bin/python -m pytest $(PYTEST_ARGS)
@@ -54,6 +63,10 @@ test-main: $(VENV)/.installed chromium
 # Django 5.2 LTS on Python 3.11: everything but the browser suite.
 test-django52: $(VENV52)/.installed
 	$(VENV52)/bin/python -m pytest -m "not browser" -p no:playwright $(PYTEST_ARGS)
+
+# Python 3.13 with Django 6.x: everything but the browser suite (run on 3.12 above).
+test-py313: $(VENV313)/.installed
+	$(VENV313)/bin/python -m pytest -m "not browser" -p no:playwright $(PYTEST_ARGS)
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check progress_ui tests demo bench
@@ -69,4 +82,4 @@ bench: $(VENV)/.installed
 	$(VENV)/bin/python bench/run.py
 
 clean:
-	rm -rf $(VENV) $(VENV52) .test-cache .test-db.sqlite3 dist build test-output
+	rm -rf $(VENV) $(VENV52) $(VENV313) .test-cache .test-db.sqlite3 dist build test-output

@@ -1,7 +1,17 @@
-"""System checks for configurations that only fail in production."""
+"""System checks for configurations that would otherwise fail later: at the
+first request, in production, or silently.
+
+Ids: E001 cache alias unknown, E002 DummyCache, E003 runner does not load,
+E004 PROGRESS_UI invalid, E005 URLs not included, E006 cache client library
+missing; W001 per-process cache, W002 DatabaseCache on SQLite without IMMEDIATE,
+W003 jobs in web threads, W004 no SessionMiddleware, W005 django_cotton missing,
+W006 HtmxMiddleware missing.
+"""
 
 from __future__ import annotations
 
+from dataclasses import fields
+from importlib.util import find_spec
 from typing import Any
 
 from django.conf import settings as django_settings
@@ -9,9 +19,65 @@ from django.core.cache import caches
 from django.core.checks import CheckMessage, Error, Tags, Warning, register
 from django.core.exceptions import ImproperlyConfigured
 from django.db import router
+from django.urls import NoReverseMatch, reverse
 
-from .conf import settings
+from .conf import ProgressSettings, current, settings
 from .runners import get_runner
+
+#: Client library each cache backend needs, and where it comes from.
+CLIENT_LIBRARIES = {
+    "django.core.cache.backends.redis.RedisCache": (
+        "redis",
+        'pip install "django-progress-ui[redis]" (redis-py)',
+    ),
+    "django.core.cache.backends.memcached.PyMemcacheCache": (
+        "pymemcache",
+        "pip install pymemcache",
+    ),
+    "django.core.cache.backends.memcached.PyLibMCCache": ("pylibmc", "pip install pylibmc"),
+}
+
+
+def _settings_valid() -> bool:
+    # An invalid PROGRESS_UI is reported once, by check_settings; the other
+    # checks step aside instead of raising.
+    try:
+        current()
+    except ImproperlyConfigured:
+        return False
+    return True
+
+
+@register(Tags.compatibility)
+def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """PROGRESS_UI is a dict of known keys with values of the right type."""
+    try:
+        conf = current()
+    except ImproperlyConfigured as exc:
+        return [
+            Error(
+                str(exc),
+                hint="Fix settings.PROGRESS_UI (see the README's Settings).",
+                id="progress_ui.E004",
+            )
+        ]
+    defaults = ProgressSettings()
+    errors: list[CheckMessage] = []
+    for field in fields(ProgressSettings):
+        value, default = getattr(conf, field.name), getattr(defaults, field.name)
+        expected: tuple[type, ...] = (
+            (int, float) if isinstance(default, float) else (type(default),)
+        )
+        if isinstance(value, bool) != isinstance(default, bool) or not isinstance(value, expected):
+            errors.append(
+                Error(
+                    f"PROGRESS_UI[{field.name!r}] is {value!r}; it must be a "
+                    f"{type(default).__name__} (default {default!r}).",
+                    id="progress_ui.E004",
+                )
+            )
+    return errors
+
 
 #: Backends whose data lives in one process: other processes cannot see progress.
 PER_PROCESS_BACKENDS = (
@@ -22,6 +88,8 @@ PER_PROCESS_BACKENDS = (
 
 @register(Tags.caches, Tags.compatibility)
 def check_cache(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    if not _settings_valid():
+        return []
     configured = getattr(django_settings, "CACHES", {})
     alias = settings.CACHE_ALIAS
     if alias not in configured:
@@ -42,13 +110,27 @@ def check_cache(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
                 id="progress_ui.E002",
             )
         ]
+    if backend in CLIENT_LIBRARIES and find_spec(CLIENT_LIBRARIES[backend][0]) is None:
+        library, install = CLIENT_LIBRARIES[backend]
+        return [
+            Error(
+                f"The cache {alias!r} used by progress_ui ({backend}) needs the "
+                f"{library!r} package, which is not installed: every progress read "
+                "and write would fail.",
+                hint=install,
+                id="progress_ui.E006",
+            )
+        ]
     if backend == "django.core.cache.backends.db.DatabaseCache":
         return _check_database_cache(alias)
-    if backend in PER_PROCESS_BACKENDS and not django_settings.DEBUG:
+    if backend in PER_PROCESS_BACKENDS:
+        # In DEBUG too: runserver is one process, but `uvicorn --workers 2`,
+        # gunicorn's workers and task workers are not, and the bars then freeze.
         return [
             Warning(
                 f"The cache {alias!r} used by progress_ui is per-process ({backend}): "
-                "progress written by one web or worker process is invisible to the others.",
+                "progress written by one web or worker process is invisible to the others "
+                "(fine only while one process does everything, as runserver does).",
                 hint="Point PROGRESS_UI['CACHE_ALIAS'] at a RedisCache, DatabaseCache "
                 "or FileBasedCache.",
                 id="progress_ui.W001",
@@ -78,6 +160,8 @@ def _check_database_cache(alias: str) -> list[CheckMessage]:
 @register(Tags.compatibility)
 def check_runner(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
     """The runner of the view mixins loads; threads outside DEBUG get a warning."""
+    if not _settings_valid():
+        return []
     runner = settings.RUNNER
     try:
         get_runner(runner)
@@ -113,3 +197,43 @@ def check_ownership(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage
             )
         ]
     return []
+
+
+@register(Tags.compatibility, Tags.urls)
+def check_installation(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """What a newcomer forgets: cotton, django-htmx's middleware, the URLs."""
+    messages: list[CheckMessage] = []
+    if "django_cotton" not in django_settings.INSTALLED_APPS:
+        messages.append(
+            Warning(
+                "django_cotton is not in INSTALLED_APPS: the <c-progress.*> components "
+                "would reach the browser as raw tags.",
+                hint='Add "django_cotton" to INSTALLED_APPS (the {% progress_* %} template '
+                "tags work without it).",
+                id="progress_ui.W005",
+            )
+        )
+    if "django_htmx.middleware.HtmxMiddleware" not in (django_settings.MIDDLEWARE or []):
+        messages.append(
+            Warning(
+                "django_htmx's HtmxMiddleware is not in MIDDLEWARE: a POST from htmx to "
+                "StartProgressMixin gets the whole page back, swapped into the target.",
+                hint='Add "django_htmx.middleware.HtmxMiddleware" to MIDDLEWARE.',
+                id="progress_ui.W006",
+            )
+        )
+    try:
+        reverse("progress_ui:sse", kwargs={"session_id": "A" * 32})
+    except NoReverseMatch:
+        messages.append(
+            Error(
+                "The progress_ui URLs are not included: components cannot name their "
+                "stream, and pages fail at the first POST.",
+                hint='Add path("progress/", include("progress_ui.urls")) to your URLconf '
+                "(from django.urls import include, path).",
+                id="progress_ui.E005",
+            )
+        )
+    except Exception:  # noqa: S110  (a broken URLconf is reported by Django's own checks)
+        pass
+    return messages

@@ -358,3 +358,21 @@ def test_polling_stops_on_404_and_shows_the_expired_state(
     polls = len([u for u in sse_requests if "transport=poll" in u])
     time.sleep(5)  # more than two poll intervals
     assert len([u for u in sse_requests if "transport=poll" in u]) == polls == 1
+
+
+def test_htmx_loaded_twice_is_reported_in_the_console(app_page: Page, server: Server) -> None:
+    errors: list[str] = []
+    app_page.on("console", lambda message: errors.append(message.text))
+    version = "2.0.11" if server.htmx == 2 else "4.0.1"
+
+    def twice(route: Any) -> None:
+        # The page as a site that also loads htmx itself would serve it.
+        response = route.fetch()
+        extra = f'<script src="/static/progress_ui/vendor/htmx-{version}.min.js"></script>'
+        route.fulfill(response=response, body=response.text().replace("</head>", extra + "</head>"))
+
+    app_page.route(server.url + "/", twice)
+    app_page.goto(server.url + "/")
+    app_page.wait_for_load_state("load")
+    app_page.wait_for_timeout(300)
+    assert any("htmx is loaded 2 times" in text for text in errors), errors

@@ -36,11 +36,12 @@ def ids(messages: list) -> list[str]:  # type: ignore[type-arg]
     return [m.id for m in messages]
 
 
-def test_check_warns_for_per_process_cache_outside_debug() -> None:
+def test_check_warns_for_per_process_cache_in_debug_too() -> None:
     with override_settings(PROGRESS_UI={"CACHE_ALIAS": "locmem"}, DEBUG=False):
         assert ids(check_cache()) == ["progress_ui.W001"]
     with override_settings(PROGRESS_UI={"CACHE_ALIAS": "locmem"}, DEBUG=True):
-        assert check_cache() == []
+        (message,) = check_cache()
+        assert message.id == "progress_ui.W001" and "runserver" in message.msg
 
 
 def test_check_accepts_shared_caches() -> None:
@@ -91,3 +92,50 @@ def test_check_warns_when_anonymous_visitors_cannot_own_sessions() -> None:
     assert check_ownership() == []
     with override_settings(MIDDLEWARE=["django.middleware.csrf.CsrfViewMiddleware"]):
         assert ids(check_ownership()) == ["progress_ui.W004"]
+
+
+def test_a_mistyped_setting_is_a_check_error_not_a_traceback() -> None:
+    from progress_ui.checks import check_settings
+
+    with override_settings(PROGRESS_UI={"CACHE_ALIAS": "redis", "POLL_INTERVALL": 0.5}):
+        (error,) = check_settings()
+        assert error.id == "progress_ui.E004"
+        assert "POLL_INTERVALL" in error.msg and "POLL_INTERVAL" in error.msg
+        # The other checks step aside rather than raise.
+        assert check_cache() == [] and check_runner() == []
+    with override_settings(PROGRESS_UI={"TTL": "300", "STRICT_WRITES": 1}):
+        assert sorted(e.msg.split("]")[0] for e in check_settings()) == [
+            "PROGRESS_UI['STRICT_WRITES'",
+            "PROGRESS_UI['TTL'",
+        ]
+    with override_settings(PROGRESS_UI={"POLL_INTERVAL": 1}):  # an int for a float is fine
+        assert check_settings() == []
+
+
+def test_a_missing_cache_client_library_is_named_with_its_fix(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from progress_ui import checks
+
+    # redis-py is installed here; make it look absent to the check only.
+    monkeypatch.setattr(checks, "find_spec", lambda name: None if name == "redis" else object())
+    with override_settings(PROGRESS_UI={"CACHE_ALIAS": "redis"}):
+        (error,) = check_cache()
+    assert error.id == "progress_ui.E006"
+    assert "django-progress-ui[redis]" in (error.hint or "")
+
+
+def test_installation_checks_name_what_is_missing() -> None:
+    from django.conf import settings as django_settings
+
+    from progress_ui.checks import check_installation
+
+    assert check_installation() == []
+    apps = [a for a in django_settings.INSTALLED_APPS if a != "django_cotton"]
+    middleware = [m for m in django_settings.MIDDLEWARE if "Htmx" not in m]
+    with override_settings(
+        INSTALLED_APPS=apps, MIDDLEWARE=middleware, ROOT_URLCONF="tests.urls_without_progress"
+    ):
+        found = {m.id: m for m in check_installation()}
+    assert sorted(found) == ["progress_ui.E005", "progress_ui.W005", "progress_ui.W006"]
+    assert 'include("progress_ui.urls")' in (found["progress_ui.E005"].hint or "")

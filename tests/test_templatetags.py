@@ -148,3 +148,9 @@ def test_no_session_yet_renders_nothing(context: dict[str, object]) -> None:
         Context(context)
     )
     assert html == "[]"
+
+
+def test_scripts_without_htmx_for_pages_that_load_it_themselves() -> None:
+    html = Template("{% load progress_ui %}{% progress_scripts htmx=False %}").render(Context({}))
+    assert "htmx-2.0.11.min.js" not in html
+    assert "htmx-ext-sse-2.2.4.js" in html and "progress_ui.js" in html

@@ -42,7 +42,9 @@ def csp_nonce(context: template.Context | dict[str, Any] | None) -> str:
     return str(nonce) if nonce else ""
 
 
-def script_tags(*, version: int | str | None = None, nonce: str = "") -> SafeString:
+def script_tags(
+    *, version: int | str | None = None, nonce: str = "", htmx: bool = True
+) -> SafeString:
     """``<script>`` tags for htmx and its SSE extension (2 or 4, default from
     ``PROGRESS_UI["HTMX_VERSION"]``), then the polling fallback.
 
@@ -50,9 +52,12 @@ def script_tags(*, version: int | str | None = None, nonce: str = "") -> SafeStr
     it has run, and when its SSE extension (the next file) arrives later, the
     elements are processed without it and never connect. Loaded while the page
     is still parsing, htmx 4 waits for DOMContentLoaded, after every deferred
-    script, the extension included."""
+    script, the extension included.
+
+    ``htmx=False`` leaves htmx itself out, for pages that already load it
+    (django-htmx's ``{% htmx_script %}``): two copies of htmx break both."""
     major = htmx_version(version)
-    files = (*SCRIPTS[major], FALLBACK_SCRIPT)
+    files = (*SCRIPTS[major][0 if htmx else 1 :], FALLBACK_SCRIPT)
     blocking = {SCRIPTS[4][0]} if major == 4 else set()
     nonce_attr = format_html(' nonce="{}"', nonce) if nonce else ""
     return format_html_join(
@@ -74,9 +79,13 @@ def stylesheet_tag(*, nonce: str = "") -> SafeString:
 
 
 @register.simple_tag(takes_context=True)
-def progress_scripts(context: template.Context, version: int | str | None = None) -> SafeString:
-    """Script tags for htmx + the SSE extension (``defer``, CSP nonce from context)."""
-    return script_tags(version=version, nonce=csp_nonce(context))
+def progress_scripts(
+    context: template.Context, version: int | str | None = None, htmx: Any = True
+) -> SafeString:
+    """Script tags for htmx + the SSE extension (CSP nonce from context);
+    ``htmx=False`` when the page loads htmx itself."""
+    include_htmx = htmx not in (False, None, "", "False", "false", "0", 0)
+    return script_tags(version=version, nonce=csp_nonce(context), htmx=include_htmx)
 
 
 @register.simple_tag(takes_context=True)

@@ -109,8 +109,23 @@
   document.addEventListener("htmx:sseMessage", onMessage);
   document.addEventListener("htmx:sse:after:message", onMessage);
 
+  function warnIfHtmxTwice() {
+    // Two copies of htmx (say django-htmx's {% htmx_script %} and
+    // {% progress_scripts %}) break both, without an error of their own.
+    var cores = Array.prototype.filter.call(document.scripts, function (script) {
+      return /(^|\/)htmx(\.org)?(-[0-9.]+)?(\.min)?\.js(\?|$)/.test(script.src || "");
+    });
+    if (cores.length > 1) {
+      console.error(
+        "django-progress-ui: htmx is loaded " + cores.length + " times; live updates will " +
+        "not work. Load it once: {% progress_scripts htmx=False %} after {% htmx_script %}."
+      );
+    }
+  }
+
   // Components on the page now, and any that htmx swaps in later.
   function start() {
+    warnIfHtmxTwice();
     watchAll(document);
     new MutationObserver(function (records) {
       records.forEach(function (record) {
