@@ -376,3 +376,17 @@ def test_htmx_loaded_twice_is_reported_in_the_console(app_page: Page, server: Se
     app_page.wait_for_load_state("load")
     app_page.wait_for_timeout(300)
     assert any("htmx is loaded 2 times" in text for text in errors), errors
+
+
+def test_without_its_scripts_the_component_says_live_updates_are_unavailable(
+    app_page: Page, server: Server
+) -> None:
+    sid = start(app_page, server, "import")
+    expect(component(app_page, sid).locator(".pui-offline")).to_be_hidden()
+    # Static files not served (uvicorn without a static handler, say).
+    app_page.route(re.compile(r".*/static/progress_ui/.*\.js$"), lambda route: route.abort())
+    app_page.goto(f"{server.url}/session/{sid}/")
+    expect(component(app_page, sid).locator(".pui-offline")).to_be_visible()
+    expect(component(app_page, sid).locator(".pui-offline")).to_contain_text(
+        "Live updates are unavailable"
+    )

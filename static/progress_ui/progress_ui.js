@@ -11,7 +11,9 @@
  * the session has finished. Removing the element closes its SSE connection in
  * both htmx 2 (htmx-ext-sse) and htmx 4 (hx-sse).
  * A poll answered 404 (the session expired, or is not this visitor's) stops
- * polling and shows the expired text (data-progress-expired).
+ * polling and shows the expired text (data-progress-expired). The component's
+ * "live updates are unavailable" notice is hidden here: without this script it
+ * stays visible.
  */
 (function () {
   "use strict";
@@ -72,6 +74,16 @@
     poll(section.getAttribute("data-progress-session"), section.getAttribute("data-progress-poll"));
   }
 
+  function hideOfflineNotice(root) {
+    // The notice shows when this script never ran (static files not served, a
+    // blocked script): the bars would otherwise sit frozen without a word.
+    if (root.querySelectorAll) {
+      root.querySelectorAll("[data-pui-offline]").forEach(function (notice) {
+        notice.hidden = true;
+      });
+    }
+  }
+
   function watch(section) {
     // A live component that has heard nothing after WATCHDOG ms never got a stream.
     if (section.dataset.puiPolling || section.dataset.puiWatched) return;
@@ -83,6 +95,7 @@
   }
 
   function watchAll(root) {
+    hideOfflineNotice(root);
     if (root.matches && root.matches("[data-progress-poll]")) watch(root);
     if (root.querySelectorAll) root.querySelectorAll("[data-progress-poll]").forEach(watch);
   }
