@@ -145,7 +145,7 @@ def bench_loss(runs: int) -> None:
         sys.executable, "-m", "celery", "-A", "tests.celery_app", "worker",
         "--pool=prefork", f"--concurrency={runs}", "--without-gossip",
         "--without-mingle", "--without-heartbeat", "--queues", capp.QUEUE,
-        "--loglevel=WARNING",
+        "--loglevel=INFO",
     ]  # fmt: skip
     celery_env = {
         **env,

@@ -140,8 +140,24 @@ def op_strategy(tasks: list[str], *, session_cancel: bool) -> st.SearchStrategy[
     )
 
 
+def without_error_after_complete(ops: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``error()`` after ``complete()`` turns a COMPLETING task to ERROR (see
+    ``test_error_during_the_completing_animation_is_ignored``); the concurrent tests
+    leave that known bug out (an ``error`` after a completion becomes a ``check``)."""
+    completed: set[str] = set()
+    out = []
+    for op in ops:
+        if op["op"] == "error" and op["task"] in completed:
+            op = {"op": "check", "task": op["task"]}
+        if op["op"] == "complete" or (op["op"] == "iterate" and op["complete"]):
+            completed.add(op["task"])
+        out.append(op)
+    return out
+
+
 def ops_for(tasks: list[str], *, max_size: int) -> st.SearchStrategy[list[dict[str, Any]]]:
-    return st.lists(op_strategy(tasks, session_cancel=False), max_size=max_size)
+    ops = st.lists(op_strategy(tasks, session_cancel=False), max_size=max_size)
+    return ops.map(without_error_after_complete)
 
 
 # -- the reader's invariants -----------------------------------------------------------
@@ -166,7 +182,12 @@ def expected_aggregate(statuses: list[str]) -> str:
 class Reader:
     """Reads snapshots of one session and checks each against the one before."""
 
-    def __init__(self, session_id: str) -> None:
+    def __init__(self, session_id: str, *, slack: int = 0) -> None:
+        """``slack``: how far a percent may drop between two reads. Concurrent readers
+        need 1: a write's floor is the percent at the writer's ``time.time()``, taken
+        before the write lands, so a read in between can show a little more (see
+        ``test_a_read_during_a_write_never_shows_more_than_the_write_keeps``)."""
+        self.slack = slack
         session = ProgressSession.get(session_id)
         assert session is not None
         self.session = session
@@ -209,7 +230,7 @@ class Reader:
             before = self.last.get(task_id)
             if before is not None:
                 old_status, old_percent = before
-                assert percent >= old_percent, f"percent went down: {info}"
+                assert percent >= old_percent - self.slack, f"percent went down: {info}"
                 if old_status in TERMINAL:
                     assert (status, percent) == before, f"terminal state changed: {info}"
                 if old_status != "pending":
@@ -307,7 +328,7 @@ def run_workers(
     threads = [threading.Thread(target=work, args=(ops,), daemon=True) for ops in plans]
     for thread in threads:
         thread.start()
-    reader = Reader(session.session_id)
+    reader = Reader(session.session_id, slack=1)
     reader.read()
     for proc in procs:
         assert proc.stdin is not None
@@ -625,3 +646,46 @@ def test_threads_sharing_tasks_keep_the_invariants_when_they_do(
         for thread in threads:
             thread.join(timeout=EXAMPLE_TIMEOUT)
         assert failures == []
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="ProgressSession.error() on a COMPLETING task (complete() called less than "
+    "COMPLETING_DURATION ago) turns it to ERROR: _end() only refuses final states for ERROR, "
+    "though status.py says ERROR comes only 'from any state before COMPLETING' and the README "
+    "says a finished task is left as it is",
+)
+def test_error_during_the_completing_animation_is_ignored(locmem: str) -> None:
+    with short_completing():
+        session = ProgressSession.create({"a": "A"})
+        session.update("a", percent=10)
+        session.complete("a")
+        session.error("a", "too late")  # the work has ended: nothing to fail
+        time.sleep(COMPLETING_DURATION * 2)
+        task = session.to_dict()["tasks"]["a"]
+        assert (task["status"], task["percent"]) == ("complete", 100), task
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="ProgressSession._write computes the floor (the percent to never go below) at the "
+    "writer's time.time(), before the write lands: a read in between shows more than the "
+    "floor, and the next read drops back (a fraction of a percent on the simulated curve, "
+    "tens of percent when error() freezes a completing animation)",
+)
+def test_a_read_during_a_write_never_shows_more_than_the_write_keeps(
+    locmem: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with short_completing():
+        session = ProgressSession.create({"a": "A"})
+        session.start("a")
+        reader = Reader(session.session_id)
+        reader.read()
+
+        def later() -> None:
+            time.sleep(2.0)  # the simulated curve moves on: about 20 % in 2 s
+            reader.read()
+
+        _interleave(session, monkeypatch, later)
+        session.update("a", current=1, total=100)
+        reader.read()  # must not drop below what the read in between showed
