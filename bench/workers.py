@@ -244,7 +244,8 @@ def bench_outage(jobs: int) -> None:
                 with connection.cursor() as cursor:
                     cursor.execute(
                         "SELECT status, count(*) FROM django_tasks_database_dbtaskresult "
-                        "GROUP BY status"
+                        "WHERE args_kwargs LIKE %s GROUP BY status",
+                        ["%tests.jobs.steady_job%"],
                     )
                     counts = dict(cursor.fetchall())
                 if sum(counts.get(s, 0) for s in ("SUCCESSFUL", "FAILED")) >= jobs:
