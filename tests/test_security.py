@@ -32,8 +32,11 @@ def _fast(locmem: str) -> Any:
         yield
 
 
+PATHS = {"sse": "events", "ndjson": "stream", "json": "json", "fragment": "html"}
+
+
 def url(name: str, session_id: str) -> str:
-    return f"/progress/{session_id}/{ {'sse': 'events', 'ndjson': 'stream', 'json': 'json', 'fragment': 'html'}[name] }/"
+    return f"/progress/{session_id}/{PATHS[name]}/"
 
 
 def headers(response: Any) -> dict[str, str]:
