@@ -1,7 +1,7 @@
 """Where a job runs: ``PROGRESS_UI["RUNNER"]`` (or a view's ``progress_runner``).
 
 A runner is a function ``submit(session, job_path, kwargs)`` that arranges for
-``work.run_job(session.session_id, job_path, kwargs)`` to run somewhere:
+``work.run_job(session.to_reference(), job_path, kwargs)`` to run somewhere:
 
 - ``"threads"``: a thread pool in this (web) process. Fine for development and
   small sites; the work dies with the process (a deploy, a worker timeout).
@@ -24,7 +24,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.db import close_old_connections
 from django.utils.module_loading import import_string
 
-from .session import ProgressSession
+from .session import ProgressSession, SessionReference
 from .work import run_job
 
 #: ``submit(session, job_path, kwargs)``: starts a job somewhere.
@@ -53,9 +53,11 @@ def default_executor() -> Executor:
         return _executor
 
 
-def run_in_thread(session_id: str, job: str, kwargs: dict[str, Any], submitter: int) -> None:
+def run_in_thread(
+    reference: SessionReference, job: str, kwargs: dict[str, Any], submitter: int
+) -> None:
     try:
-        run_job(session_id, job, kwargs)
+        run_job(reference, job, kwargs)
     finally:
         # A pool thread's database connections are not closed by any request
         # cycle; an executor that runs inline shares the request's, left open.
@@ -71,7 +73,7 @@ def submit_to_threads(
 ) -> object:
     """The ``"threads"`` runner: ``run_job`` in ``executor`` (default: the shared pool)."""
     pool = executor or default_executor()
-    return pool.submit(run_in_thread, session.session_id, job, kwargs, threading.get_ident())
+    return pool.submit(run_in_thread, session.to_reference(), job, kwargs, threading.get_ident())
 
 
 def get_runner(name: str) -> Submit:

@@ -12,7 +12,7 @@ import secrets
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sized
 from concurrent.futures import Future
-from typing import TYPE_CHECKING, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, ParamSpec, TypedDict, TypeVar
 
 from asgiref.sync import sync_to_async
 
@@ -60,6 +60,14 @@ def _runners(records: dict[str, TaskRecord]) -> dict[str, str]:
         for t, r in records.items()
         if r["status"] == ProgressStatus.RUNNING and (runner := r.get("runner"))
     }
+
+
+class SessionReference(TypedDict):
+    """What :meth:`ProgressSession.to_reference` gives: JSON for task queues."""
+
+    session_id: str
+    tasks: list[list[str]]
+    owner: str | None
 
 
 def new_session_id() -> str:
@@ -117,6 +125,22 @@ class ProgressSession:
         meta = store.SessionMeta(format=store.FORMAT, tasks=pairs, owner=owner)
         session_id = new_session_id()
         store.create(session_id, meta, {t: new_record() for t, _ in pairs}, conf.TTL)
+        return cls(session_id, meta)
+
+    def to_reference(self) -> SessionReference:
+        """This session as plain JSON-able data (id, tasks, owner) that another
+        process turns back into it with :meth:`from_reference`, without reading
+        the cache: work handed to a task queue starts even while the cache is down."""
+        return {"session_id": self._id, "tasks": self._meta["tasks"], "owner": self._meta["owner"]}
+
+    @classmethod
+    def from_reference(cls, reference: SessionReference) -> ProgressSession:
+        """The session that :meth:`to_reference` described (ids are checked again)."""
+        session_id = reference["session_id"]
+        if not is_valid_session_id(session_id):
+            raise ValueError(f"Not a session id: {session_id!r}")
+        pairs = [[validate_task_id(t), str(name)] for t, name in reference["tasks"]]
+        meta = store.SessionMeta(format=store.FORMAT, tasks=pairs, owner=reference["owner"])
         return cls(session_id, meta)
 
     @classmethod

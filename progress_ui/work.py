@@ -17,7 +17,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.utils.module_loading import import_string
 
 from .exceptions import StillRunning, TaskCancelled
-from .session import ProgressSession
+from .session import ProgressSession, SessionReference
 from .status import ReportedStatus
 from .store import CacheUnavailable
 from .validation import log_id
@@ -144,16 +144,16 @@ def job_path(job: Job | str) -> str:
     return path
 
 
-def run_job(session_id: str, job: str, kwargs: dict[str, Any]) -> None:
+def run_job(reference: SessionReference, job: str, kwargs: dict[str, Any]) -> None:
     """Run the job at dotted path ``job`` as ``job(session, **kwargs)``, in whatever
-    process a task runner picked. If it raises, its unfinished tasks fail (their
-    bars never wait forever); a ``ProgressError``'s text is shown on them. A
-    session whose tasks were all cancelled (or that has gone) runs nothing."""
+    process a task runner picked; ``reference`` is ``session.to_reference()``, so
+    the job starts without reading the cache (and runs while it is down). If the
+    job raises, its unfinished tasks fail (their bars never wait forever); a
+    ``ProgressError``'s text is shown on them. A session whose tasks were all
+    cancelled (or have all finished) runs nothing."""
     work = import_string(job)
-    session = ProgressSession.get(session_id)
-    if session is None:
-        logger.warning("progress_ui: session %s is gone; job %s not run", log_id(session_id), job)
-        return
+    session = ProgressSession.from_reference(reference)
+    session_id = session.session_id
     if not _unfinished(session):
         logger.info("progress_ui: nothing left to run in session %s (%s)", log_id(session_id), job)
         return
@@ -172,5 +172,13 @@ def run_job(session_id: str, job: str, kwargs: dict[str, Any]) -> None:
 
 
 def _unfinished(session: ProgressSession) -> list[str]:
-    tasks = session.to_dict()["tasks"]
+    """Tasks not yet final; all of them when the cache cannot say (unreachable,
+    or it lost the session): the work goes on regardless."""
+    try:
+        snapshot = session.to_dict()
+    except CacheUnavailable:
+        return list(session.tasks)
+    if snapshot["expired"]:
+        return list(session.tasks)
+    tasks = snapshot["tasks"]
     return [t for t, task in tasks.items() if not ReportedStatus(task["status"]).is_final]

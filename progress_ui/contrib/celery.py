@@ -50,7 +50,7 @@ from django.dispatch import receiver
 from .. import store
 from ..conf import current as current_settings
 from ..exceptions import ProgressError, StillRunning
-from ..session import ProgressSession
+from ..session import ProgressSession, SessionReference
 from ..signals import task_cancelled
 from ..validation import log_id
 from ..work import TaskProgress, run_job, run_task
@@ -396,14 +396,14 @@ def progress_task(
 
 
 @shared_task(name="progress_ui.run_progress_job", ignore_result=True)
-def run_progress_job(session_id: str, job: str, kwargs: dict[str, Any]) -> None:
+def run_progress_job(reference: SessionReference, job: str, kwargs: dict[str, Any]) -> None:
     """Worker side: ``progress_ui.work.run_job`` (a job of a whole session)."""
-    run_job(session_id, job, kwargs)
+    run_job(reference, job, kwargs)
 
 
 def submit_job(session: ProgressSession, job: str, kwargs: dict[str, Any]) -> AsyncResult[None]:
     """The ``"celery"`` runner: send the job to the workers (no result backend needed)."""
-    result = run_progress_job.delay(session.session_id, job, kwargs)
+    result = run_progress_job.delay(session.to_reference(), job, kwargs)
     for task_id in session.tasks:
         _remember(session, task_id, result.id)
     return result

@@ -28,7 +28,7 @@ import inspect
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Concatenate, Generic, ParamSpec, TypeVar, cast, overload
 
-from ..session import ProgressSession
+from ..session import ProgressSession, SessionReference
 from ..work import TaskProgress, run_job, run_task
 
 if TYPE_CHECKING:
@@ -186,11 +186,11 @@ def progress_task(
 # A worker imports a task by its function's module and name. Made when this
 # module is first imported (the runner is chosen), with the default backend.
 @task
-def run_progress_job(session_id: str, job: str, kwargs: dict[str, Any]) -> None:
+def run_progress_job(reference: SessionReference, job: str, kwargs: dict[str, Any]) -> None:
     """Worker side: ``progress_ui.work.run_job`` (a job of a whole session)."""
-    run_job(session_id, job, kwargs)
+    run_job(reference, job, kwargs)
 
 
 def submit_job(session: ProgressSession, job: str, kwargs: dict[str, Any]) -> object:
     """The ``"django_tasks"`` runner: enqueue the job (a Django ``TaskResult``)."""
-    return run_progress_job.enqueue(session.session_id, job, kwargs)
+    return run_progress_job.enqueue(session.to_reference(), job, kwargs)
