@@ -44,6 +44,10 @@ def new_record() -> TaskRecord:
     )
 
 
+#: The most a task that is not COMPLETE may show.
+_BELOW_100 = 99.99
+
+
 @dataclass(frozen=True)
 class TaskReading:
     status: ProgressStatus
@@ -72,7 +76,8 @@ def reading_at(record: TaskRecord, now: float, conf: ProgressSettings) -> TaskRe
         if elapsed >= conf.COMPLETING_DURATION:
             return TaskReading(ProgressStatus.COMPLETE, 100.0, simulated=False)
         pct = completing_percent(record["floor"], elapsed, duration=conf.COMPLETING_DURATION)
-        return TaskReading(status, pct, simulated=False)
+        # Only COMPLETE shows 100: the last microseconds of the curve round to it.
+        return TaskReading(status, min(pct, _BELOW_100), simulated=False)
     # RUNNING
     measured = measured_percent(record)
     if measured is not None:

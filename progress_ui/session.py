@@ -44,6 +44,9 @@ R = TypeVar("R")
 T = TypeVar("T")
 
 
+#: How far ahead a write sets its floor (seconds): readers between the write's
+#: read and its landing must not see more than the write keeps.
+_WRITE_LEAD = 0.05
 #: Seconds between two "progress was not saved" warnings of one process.
 _LOST_WRITE_WARNING_INTERVAL = 10.0
 _last_lost_write_warning = -_LOST_WRITE_WARNING_INTERVAL
@@ -188,14 +191,23 @@ class ProgressSession:
 
     # -- writes ----------------------------------------------------------------
 
-    def _write(self, task_id: str, change: Callable[[TaskRecord, float], bool]) -> bool:
+    def _write(
+        self,
+        task_id: str,
+        change: Callable[[TaskRecord, float], bool],
+        *,
+        ends: bool = False,
+    ) -> bool:
         """Read the task's record, let ``change`` edit it, store it if it changed.
         True when a change was stored.
 
-        The record's floor is set to the percent displayed right now, so the
-        bar never moves backwards whatever the change does to the inputs. A
-        cache that cannot be reached loses the write (see :meth:`_lost_write`);
-        what ``change`` raises (bad input, a cancelled task) always propagates.
+        The record's floor is set to the percent displayed a moment from now, so
+        the bar never moves backwards whatever the change does to the inputs
+        (the lead covers the time the write takes to land). ``ends=True`` stores
+        an ending (complete, error, cancel) in the task's end key, first one wins
+        (see ``progress_ui.store``). A cache that cannot be reached loses the
+        write (see :meth:`_lost_write`); what ``change`` raises (bad input, a
+        cancelled task) always propagates.
         """
         self.check_task(task_id)
         conf = current_settings()
@@ -204,10 +216,7 @@ class ProgressSession:
         except store.CacheUnavailable as exc:
             return self._lost_write(exc)
         now = time.time()
-        shown = reading_at(record, now, conf)
-        if shown.status is ProgressStatus.COMPLETE:
-            # A COMPLETING record whose animation has ended: store what it reads as.
-            record["status"] = ProgressStatus.COMPLETE.value
+        shown = reading_at(record, now + _WRITE_LEAD, conf)
         record["floor"] = max(record["floor"], shown.percent)
         try:
             changed = change(record, now)
@@ -217,7 +226,11 @@ class ProgressSession:
         if not changed:
             return False
         try:
-            store.write_task(self._id, self._meta, task_id, record, conf.TTL)
+            if ends:
+                if not store.end_task(self._id, self._meta, task_id, record, conf.TTL):
+                    return False  # it had ended meanwhile: that ending stands
+            else:
+                store.write_task(self._id, self._meta, task_id, record, conf.TTL)
             if ProgressStatus(record["status"]).work_ended:
                 liveness.release(self._id, task_id)
                 self._keep_if_finished()
@@ -305,7 +318,7 @@ class ProgressSession:
                 r["message"] = clean_text(message, self._message_limit())
             return True
 
-        self._write(task_id, change)
+        self._write(task_id, change, ends=True)
 
     def _message_limit(self) -> int:
         """Longest message of a task: ``MAX_MESSAGE_LENGTH``, and the session's text
@@ -330,11 +343,8 @@ class ProgressSession:
         text = clean_text(default if message is None else message, self._message_limit())
 
         def change(r: TaskRecord, now: float) -> bool:
-            current = ProgressStatus(r["status"])
-            if current.is_final:
-                return False
-            if status is ProgressStatus.CANCELLED and current.work_ended:
-                return False  # its work is over: too late to cancel
+            if ProgressStatus(r["status"]).work_ended:
+                return False  # it has ended already (a completing bar included)
             if only_runner is not None and (
                 r["status"] != ProgressStatus.RUNNING or r.get("runner") != only_runner
             ):
@@ -346,7 +356,7 @@ class ProgressSession:
                 r["started_at"] = now
             return True
 
-        return self._write(task_id, change)
+        return self._write(task_id, change, ends=True)
 
     def fail(self, task_id: str, exc: BaseException) -> None:
         """Mark a task ERROR because of ``exc``: a ``ProgressError``'s text is shown,

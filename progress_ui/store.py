@@ -1,8 +1,14 @@
 """Cache keys and cache I/O for sessions. The only module that talks to the cache.
 
-Layout: one key for the session's (immutable) description and one key per task,
-so writers of different tasks never overwrite each other. A snapshot is read
-with a single ``get_many`` round trip.
+Layout: one key for the session's (immutable) description, one key per task for
+its progress, and one per task for how it ended, so writers of different tasks
+never overwrite each other. A snapshot is read with a single ``get_many`` round
+trip.
+
+The end key is written with ``add`` (set only if absent: atomic on Redis,
+LocMem and the database cache): the first of ``complete``, ``error`` and
+``cancel`` wins, and a progress write that lands later (it read the task before
+it ended) changes nothing readers see, since they prefer the end key.
 
 Whatever a cache backend raises (redis-py's ``ConnectionError``, a database
 error, an ``OSError`` of the file cache...) leaves this module as
@@ -73,8 +79,22 @@ def task_key(session_id: str, task_id: str) -> str:
     return f"{settings.KEY_PREFIX}:{session_id}:t:{task_id}"
 
 
+def end_key(session_id: str, task_id: str) -> str:
+    return f"{settings.KEY_PREFIX}:{session_id}:e:{task_id}"
+
+
 def all_keys(session_id: str, task_ids: list[str]) -> list[str]:
-    return [meta_key(session_id), *(task_key(session_id, t) for t in task_ids)]
+    return [
+        meta_key(session_id),
+        *(task_key(session_id, t) for t in task_ids),
+        *(end_key(session_id, t) for t in task_ids),
+    ]
+
+
+def _effective(session_id: str, task_id: str, found: dict[str, Any]) -> TaskRecord | None:
+    # How a task ended outranks its progress record.
+    value = found.get(end_key(session_id, task_id), found.get(task_key(session_id, task_id)))
+    return cast("TaskRecord | None", value)
 
 
 def create(session_id: str, meta: SessionMeta, records: dict[str, TaskRecord], ttl: int) -> None:
@@ -105,8 +125,8 @@ def _split(
     session_id: str, task_ids: list[str], found: dict[str, Any]
 ) -> tuple[SessionMeta | None, dict[str, TaskRecord]]:
     meta = _as_meta(found.get(meta_key(session_id)))
-    records = {t: found[k] for t in task_ids if (k := task_key(session_id, t)) in found}
-    return meta, cast(dict[str, TaskRecord], records)
+    records = {t: r for t in task_ids if (r := _effective(session_id, t, found)) is not None}
+    return meta, records
 
 
 def read_all(
@@ -125,7 +145,10 @@ async def aread_all(
 
 
 def read_task(session_id: str, task_id: str) -> TaskRecord | None:
-    return cast("TaskRecord | None", _call(lambda: cache().get(task_key(session_id, task_id))))
+    """The task's record as readers see it: how it ended, else its progress."""
+    keys = [task_key(session_id, task_id), end_key(session_id, task_id)]
+    found = _call(lambda: cache().get_many(keys))
+    return _effective(session_id, task_id, found)
 
 
 def write_task(
@@ -139,13 +162,27 @@ def write_task(
         raise CacheUnavailable(f"progress_ui: the cache refused keys {failed!r}")
 
 
+def end_task(
+    session_id: str, meta: SessionMeta, task_id: str, record: TaskRecord, ttl: int
+) -> bool:
+    """Store how the task ended, unless it already has an end (first one wins);
+    True if this one was stored. Renews the session description too."""
+    _call(lambda: cache().set(meta_key(session_id), meta, ttl))
+    return bool(_call(lambda: cache().add(end_key(session_id, task_id), record, ttl)))
+
+
 def renew_finished(
     session_id: str, meta: SessionMeta, finished: dict[str, TaskRecord], ttl: int
 ) -> None:
-    """Store the description and the ``finished`` task records again with a new
-    lifetime (once the session has finished). Only records that can no longer
-    change are passed: rewriting a pending one could undo a concurrent start."""
-    create(session_id, meta, finished, ttl)
+    """Store the description and the ended tasks' end records again with a new
+    lifetime (once the session has settled). Only ended tasks are passed, and only
+    their end keys are written: rewriting a pending one could undo a concurrent
+    start."""
+    data: dict[str, Any] = {meta_key(session_id): meta}
+    data.update({end_key(session_id, t): r for t, r in finished.items()})
+    failed = _call(lambda: cache().set_many(data, timeout=ttl))
+    if failed:
+        raise CacheUnavailable(f"progress_ui: the cache refused keys {failed!r}")
 
 
 def delete(session_id: str, task_ids: list[str]) -> None:
