@@ -38,6 +38,7 @@ import pytest
 from django.conf import settings
 from playwright.sync_api import Browser, Request, Response, expect, sync_playwright
 
+from tests.browser.helpers import LAUNCH_ARGS
 from tests.conftest import require_redis
 from tests.servers import _answers, free_port
 from tests.workers import WorkerProcess, stop_process, wait_ready
@@ -271,19 +272,7 @@ def server(migrated: Project) -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def browser_type_launch_args() -> dict[str, Any]:
-    # As tests/test_browser.py.
-    return {
-        "executable_path": os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium"),
-        "args": [
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--no-first-run",
-            "--disable-quic",
-        ],
-    }
+    return dict(LAUNCH_ARGS)
 
 
 @pytest.fixture(scope="module")

@@ -3,6 +3,7 @@ values injected into pages, and SSE request counting."""
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -10,6 +11,19 @@ from playwright.sync_api import Page, Request
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 OUTPUT = ROOT / "test-output"
+#: How the browser tests start Debian's Chromium (Playwright's own download fails here).
+LAUNCH_ARGS = {
+    "executable_path": os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium"),
+    "args": [
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        "--disable-quic",
+    ],
+}
 #: (server kind, htmx major version): every scenario runs in each.
 MODES = [("wsgi", 2), ("wsgi", 4), ("asgi", 2), ("asgi", 4)]
 
