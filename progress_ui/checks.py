@@ -11,7 +11,7 @@ W006 HtmxMiddleware missing.
 from __future__ import annotations
 
 from dataclasses import fields
-from importlib.util import find_spec
+from importlib import import_module
 from typing import Any
 
 from django.conf import settings as django_settings
@@ -36,6 +36,14 @@ CLIENT_LIBRARIES = {
     ),
     "django.core.cache.backends.memcached.PyLibMCCache": ("pylibmc", "pip install pylibmc"),
 }
+
+
+def _importable(module: str) -> bool:
+    try:
+        import_module(module)
+    except ImportError:
+        return False
+    return True
 
 
 def _settings_valid() -> bool:
@@ -110,7 +118,7 @@ def check_cache(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
                 id="progress_ui.E002",
             )
         ]
-    if backend in CLIENT_LIBRARIES and find_spec(CLIENT_LIBRARIES[backend][0]) is None:
+    if backend in CLIENT_LIBRARIES and not _importable(CLIENT_LIBRARIES[backend][0]):
         library, install = CLIENT_LIBRARIES[backend]
         return [
             Error(

@@ -115,10 +115,11 @@ def test_a_mistyped_setting_is_a_check_error_not_a_traceback() -> None:
 def test_a_missing_cache_client_library_is_named_with_its_fix(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from progress_ui import checks
+    import sys
 
-    # redis-py is installed here; make it look absent to the check only.
-    monkeypatch.setattr(checks, "find_spec", lambda name: None if name == "redis" else object())
+    # redis-py is installed here; a None in sys.modules makes importing it fail
+    # as it would where it is missing.
+    monkeypatch.setitem(sys.modules, "redis", None)
     with override_settings(PROGRESS_UI={"CACHE_ALIAS": "redis"}):
         (error,) = check_cache()
     assert error.id == "progress_ui.E006"
