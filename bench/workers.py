@@ -187,9 +187,7 @@ def bench_cancel(runs: int) -> None:
             wait_all([session], running, time.monotonic(), 60)
             clicked, wall = time.monotonic(), time.time()
             session.cancel()
-            shown += wait_all(
-                [session], lambda s: s["status"] == "cancelled", clicked, 10
-            )
+            shown += wait_all([session], lambda s: s["status"] == "cancelled", clicked, 10)
             deadline = time.monotonic() + 10
             while (at := cache.get(stopped_key(session.session_id))) is None:
                 if time.monotonic() > deadline:
