@@ -28,6 +28,10 @@ class TaskRecord(TypedDict):
     message: str
     #: ``liveness.process_token()`` of the process running the task, if known.
     runner: NotRequired[str | None]
+    #: Sub-steps: "step 3 of 12: invoices.csv" (``update(step=, steps=, step_name=)``).
+    step: NotRequired[int | None]
+    steps: NotRequired[int | None]
+    step_name: NotRequired[str]
 
 
 def new_record() -> TaskRecord:

@@ -79,6 +79,10 @@ class BarDisplay:
     status_label: str
     #: For ``aria-valuetext``: the percent in words plus counts and state.
     value_text: str
+    #: "Step 3 of 12: invoices.csv", or "".
+    step_text: str = ""
+    #: "60% of the job" when tasks have different weights, else "".
+    share_text: str = ""
 
     @property
     def is_error(self) -> bool:
@@ -166,6 +170,25 @@ def count_text(current: float | None, total: float | None) -> str:
     return _number(current)
 
 
+def step_text(step: int | None, steps: int | None, name: str = "") -> str:
+    """ "Step 3 of 12: invoices.csv", "Step 3", or just the name."""
+    if step is None:
+        return _one_line_breaks(name)
+    if steps:
+        text = gettext("Step %(step)s of %(steps)s") % {"step": step, "steps": steps}
+    else:
+        text = gettext("Step %(step)s") % {"step": step}
+    if name:
+        return gettext("%(step)s: %(name)s") % {"step": text, "name": _one_line_breaks(name)}
+    return text
+
+
+def share_text(weight: float, total_weight: float) -> str:
+    """ "60% of the job": a weighted task's share of the overall percent."""
+    share = round(100 * weight / total_weight) if total_weight else 0
+    return gettext("%(percent)s of the job") % {"percent": f"{share}%"}
+
+
 def make_bar(
     *,
     name: str,
@@ -177,6 +200,10 @@ def make_bar(
     total: float | None = None,
     dom_id: str = "",
     expired: bool = False,
+    step: int | None = None,
+    steps: int | None = None,
+    step_name: str = "",
+    share: str = "",
 ) -> BarDisplay:
     """A :class:`BarDisplay` from plain values (used for tasks and standalone bars)."""
     pct = _clamp_percent(percent)
@@ -197,10 +224,14 @@ def make_bar(
         count_text=counts,
         status_label=label,
         value_text=", ".join(parts),
+        step_text=step_text(step, steps, step_name),
+        share_text=share,
     )
 
 
-def _task_bar(session_id: str, task_id: str, task: TaskSnapshot, expired: bool) -> BarDisplay:
+def _task_bar(
+    session_id: str, task_id: str, task: TaskSnapshot, expired: bool, share: str
+) -> BarDisplay:
     return make_bar(
         name=task["name"],
         status=task["status"],
@@ -211,6 +242,10 @@ def _task_bar(session_id: str, task_id: str, task: TaskSnapshot, expired: bool) 
         total=task["total"],
         dom_id=task_region(session_id, task_id),
         expired=expired,
+        step=task.get("step"),
+        steps=task.get("steps"),
+        step_name=task.get("step_name", ""),
+        share=share,
     )
 
 
@@ -245,8 +280,20 @@ def session_display(snapshot: SessionSnapshot) -> SessionDisplay:
     """The display model of one snapshot (pure: no I/O, no settings)."""
     sid = snapshot["session_id"]
     expired = bool(snapshot["expired"])
+    weights = [task.get("weight", 1.0) for task in snapshot["tasks"].values()]
+    total_weight = sum(weights)
+    weighted = len(set(weights)) > 1
     tasks = tuple(
-        (task_id, _task_bar(sid, task_id, task, expired))
+        (
+            task_id,
+            _task_bar(
+                sid,
+                task_id,
+                task,
+                expired,
+                share_text(task.get("weight", 1.0), total_weight) if weighted else "",
+            ),
+        )
         for task_id, task in snapshot["tasks"].items()
     )
     done = sum(1 for _, bar in tasks if bar.status.is_final)

@@ -8,11 +8,12 @@ sees and drives the same state as the one that created it.
 from __future__ import annotations
 
 import logging
+import math
 import secrets
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sized
 from concurrent.futures import Future
-from typing import TYPE_CHECKING, ParamSpec, TypedDict, TypeVar
+from typing import TYPE_CHECKING, Any, NotRequired, ParamSpec, TypedDict, TypeVar, cast
 
 from asgiref.sync import sync_to_async
 
@@ -71,6 +72,25 @@ class SessionReference(TypedDict):
     session_id: str
     tasks: list[list[str]]
     owner: str | None
+    weights: NotRequired[dict[str, float]]
+    parent: NotRequired[dict[str, Any]]
+    parent_task: NotRequired[str]
+
+
+def _checked_weights(weights: dict[str, float], task_ids: list[str]) -> dict[str, float]:
+    unknown = sorted(set(weights) - set(task_ids))
+    if unknown:
+        raise UnknownTaskError(
+            f"Weights for unknown tasks {', '.join(unknown)}; this session has: "
+            f"{', '.join(task_ids)}"
+        )
+    checked = {}
+    for task_id, weight in weights.items():
+        value = check_amount(f"weights[{task_id!r}]", weight)
+        if not value:
+            raise ValueError(f"weights[{task_id!r}] must be a number above 0, got {weight!r}")
+        checked[task_id] = float(value)
+    return checked
 
 
 def new_session_id() -> str:
@@ -89,6 +109,12 @@ class ProgressSession:
         self._id = session_id
         self._meta = meta
         self._names: dict[str, str] = {t: n for t, n in meta["tasks"]}
+        #: The parent session and task this child session rolls up into.
+        self._parent: tuple[ProgressSession, str] | None = None
+        if "parent" in meta and "parent_task" in meta:
+            parent = ProgressSession.from_reference(cast(SessionReference, meta["parent"]))
+            self._parent = (parent, meta["parent_task"])
+        self._rolled_up_at = -math.inf
 
     # -- creation and lookup -------------------------------------------------
 
@@ -99,11 +125,15 @@ class ProgressSession:
         *,
         request: HttpRequest | None = None,
         owner: str | None = None,
+        weights: dict[str, float] | None = None,
     ) -> ProgressSession:
         """Store a new session with ``tasks`` (task id -> display name), all PENDING.
 
         Pass ``request`` to make the session readable only by that user (or that
         browser's Django session); ``owner`` sets the owner token directly.
+        ``weights`` (task id -> a positive number, 1 for tasks left out) makes
+        ``overall_percent`` reflect the work: an import weighing 10 moves the
+        overall bar ten times as much as a validation weighing 1.
         """
         conf = current_settings()
         if not isinstance(tasks, dict) or not tasks:
@@ -126,15 +156,92 @@ class ProgressSession:
         if request is not None and owner is None:
             owner = owner_for_request(request)
         meta = store.SessionMeta(format=store.FORMAT, tasks=pairs, owner=owner)
+        if weights:
+            meta["weights"] = _checked_weights(weights, [t for t, _ in pairs])
         session_id = new_session_id()
         store.create(session_id, meta, {t: new_record() for t, _ in pairs}, conf.TTL)
         return cls(session_id, meta)
+
+    def child(
+        self, task_id: str, tasks: dict[str, str], *, weights: dict[str, float] | None = None
+    ) -> ProgressSession:
+        """A session of sub-tasks whose progress rolls up into ``task_id`` of this
+        one: the parent task shows the child's overall percent and its current
+        sub-task as a step ("Step 2 of 3: Invoices"), completes when all of the
+        child's tasks complete, and fails or is cancelled with them. Same owner.
+        A cancel of the parent task stops the child's work at its next step."""
+        self.check_task(task_id)
+        child = ProgressSession.create(tasks, owner=self.owner, weights=weights)
+        child._meta["parent"] = dict(self.to_reference())
+        child._meta["parent_task"] = task_id
+        child._parent = (self, task_id)
+        # The description is rewritten with every write: store the link now.
+        try:
+            store.create(child._id, child._meta, {}, current_settings().TTL)
+        except store.CacheUnavailable as exc:
+            child._lost_write(exc)
+        self.start(task_id)
+        return child
+
+    def _roll_up(self, ended: bool) -> None:
+        """Carry this child session's progress to its parent task (throttled to
+        ``ITERATE_WRITE_INTERVAL``, except when a task ended)."""
+        if self._parent is None:
+            return
+        now = time.monotonic()
+        if not ended and now - self._rolled_up_at < current_settings().ITERATE_WRITE_INTERVAL:
+            return
+        self._rolled_up_at = now
+        parent, task_id = self._parent
+        try:
+            meta, records = store.read_all(self._id, list(self._names))
+        except store.CacheUnavailable as exc:
+            self._lost_write(exc)
+            return
+        # As it will read once completing animations are over: the parent gets no
+        # further write when they end.
+        settled_at = time.time() + current_settings().COMPLETING_DURATION
+        snapshot = self._build(meta, records, settled_at)
+        if snapshot is None:
+            return
+        tasks = snapshot["tasks"]
+        status = ReportedStatus(snapshot["status"])
+        if status is ReportedStatus.COMPLETE:
+            parent.complete(task_id)
+        elif status is ReportedStatus.ERROR:
+            failed = next(t for t in tasks.values() if t["status"] == ReportedStatus.ERROR)
+            parent.error(task_id, failed["message"])
+        elif status is ReportedStatus.CANCELLED:
+            parent.cancel(task_id)
+        else:
+            # Read from the records: a completing sub-task is done here, though
+            # snapshots report it as running.
+            done = {t for t, r in records.items() if ProgressStatus(r["status"]).work_ended}
+            running = [t for t in self._names if t not in done and t in records]
+            running = [t for t in running if records[t]["status"] == ProgressStatus.RUNNING]
+            parent.update(
+                task_id,
+                percent=snapshot["overall_percent"],
+                step=min(len(done) + 1, len(tasks)),
+                steps=len(tasks),
+                step_name=self._names[running[0]] if running else "",
+            )
 
     def to_reference(self) -> SessionReference:
         """This session as plain JSON-able data (id, tasks, owner) that another
         process turns back into it with :meth:`from_reference`, without reading
         the cache: work handed to a task queue starts even while the cache is down."""
-        return {"session_id": self._id, "tasks": self._meta["tasks"], "owner": self._meta["owner"]}
+        reference: SessionReference = {
+            "session_id": self._id,
+            "tasks": self._meta["tasks"],
+            "owner": self._meta["owner"],
+        }
+        if "weights" in self._meta:
+            reference["weights"] = self._meta["weights"]
+        if "parent" in self._meta and "parent_task" in self._meta:
+            reference["parent"] = self._meta["parent"]
+            reference["parent_task"] = self._meta["parent_task"]
+        return reference
 
     @classmethod
     def from_reference(cls, reference: SessionReference) -> ProgressSession:
@@ -144,6 +251,11 @@ class ProgressSession:
             raise ValueError(f"Not a session id: {session_id!r}")
         pairs = [[validate_task_id(t), str(name)] for t, name in reference["tasks"]]
         meta = store.SessionMeta(format=store.FORMAT, tasks=pairs, owner=reference["owner"])
+        if reference.get("weights"):
+            meta["weights"] = _checked_weights(reference["weights"], [t for t, _ in pairs])
+        if "parent" in reference and "parent_task" in reference:
+            meta["parent"] = reference["parent"]
+            meta["parent_task"] = reference["parent_task"]
         return cls(session_id, meta)
 
     @classmethod
@@ -236,6 +348,7 @@ class ProgressSession:
                 self._keep_if_finished()
         except store.CacheUnavailable as exc:
             return self._lost_write(exc)
+        self._roll_up(ended=ends)
         return True
 
     def _lost_write(self, exc: store.CacheUnavailable) -> bool:
@@ -268,7 +381,9 @@ class ProgressSession:
         just renewed it anyway."""
         conf = current_settings()
         _, records = store.read_all(self._id, list(self._names))
-        current = build_snapshot(self._id, self._names, records, time.time(), conf)
+        current = build_snapshot(
+            self._id, self._names, records, time.time(), conf, self._meta.get("weights")
+        )
         if is_settled(current):
             ended = {t: r for t, r in records.items() if ProgressStatus(r["status"]).work_ended}
             store.renew_finished(self._id, self._meta, ended, conf.FINISHED_TTL)
@@ -425,11 +540,22 @@ class ProgressSession:
         total: float | None = None,
         percent: float | None = None,
         message: str | None = None,
+        step: int | None = None,
+        steps: int | None = None,
+        step_name: str | None = None,
     ) -> None:
-        """Report measured progress (``current`` of ``total``, or ``percent``) and/or
-        a message. Starts the task if it is still pending. Ignored once finished;
-        raises ``TaskCancelled`` once cancelled."""
-        numbers = {"current": current, "total": total, "percent": percent}
+        """Report measured progress (``current`` of ``total``, or ``percent``), a
+        message, and/or the sub-step the task is at (``step`` of ``steps``, named
+        ``step_name``: "step 3 of 12: invoices.csv"). Starts the task if it is
+        still pending. Ignored once finished; raises ``TaskCancelled`` once
+        cancelled."""
+        numbers = {
+            "current": current,
+            "total": total,
+            "percent": percent,
+            "step": step,
+            "steps": steps,
+        }
         checked = {label: check_amount(label, value) for label, value in numbers.items()}
 
         def change(r: TaskRecord, now: float) -> bool:
@@ -451,6 +577,12 @@ class ProgressSession:
                 r["percent"] = min(100.0, float(checked["percent"]))
             if message is not None:
                 r["message"] = clean_text(message, self._message_limit())
+            if checked["step"] is not None:
+                r["step"] = int(checked["step"])
+            if checked["steps"] is not None:
+                r["steps"] = int(checked["steps"])
+            if step_name is not None:
+                r["step_name"] = clean_text(step_name, self._message_limit())
             return True
 
         self._write(task_id, change)
@@ -581,6 +713,7 @@ class ProgressSession:
             records,
             time.time() if now is None else now,
             current_settings(),
+            self._meta.get("weights"),
         )
 
     def to_dict(self) -> SessionSnapshot:

@@ -22,6 +22,12 @@ class TaskSnapshot(TypedDict):
     total: float | None
     #: True while the percent comes from the easing curve rather than measurement.
     simulated: bool
+    #: Share of this task in ``overall_percent`` (1.0 each unless weights were given).
+    weight: float
+    #: Sub-steps the task reports ("step 3 of 12: invoices.csv"), or None / "".
+    step: int | None
+    steps: int | None
+    step_name: str
 
 
 class SessionSnapshot(TypedDict):
@@ -39,15 +45,21 @@ def build_snapshot(
     records: dict[str, TaskRecord],
     now: float,
     conf: ProgressSettings,
+    weights: dict[str, float] | None = None,
 ) -> SessionSnapshot:
+    """The snapshot at ``now``. ``overall_percent`` is the mean of the tasks'
+    percents, weighted by ``weights`` (task id -> weight; 1 when absent)."""
     tasks: dict[str, TaskSnapshot] = {}
     statuses: list[ProgressStatus] = []
     total_percent = 0.0
+    total_weight = 0.0
     for task_id, name in names.items():
         record = records.get(task_id) or new_record()
         reading = reading_at(record, now, conf)
         statuses.append(reading.status)
-        total_percent += reading.percent
+        weight = (weights or {}).get(task_id, 1.0)
+        total_percent += weight * reading.percent
+        total_weight += weight
         tasks[task_id] = TaskSnapshot(
             name=name,
             status=reading.status.reported.value,
@@ -57,8 +69,12 @@ def build_snapshot(
             current=record["current"],
             total=record["total"],
             simulated=reading.simulated,
+            weight=weight,
+            step=record.get("step"),
+            steps=record.get("steps"),
+            step_name=record.get("step_name", ""),
         )
-    overall = int(total_percent / len(names)) if names else 0
+    overall = int(total_percent / total_weight) if total_weight else 0
     return SessionSnapshot(
         session_id=session_id,
         status=aggregate_status(statuses).reported.value,
@@ -83,6 +99,10 @@ def expired_snapshot(session_id: str, names: dict[str, str]) -> SessionSnapshot:
                 current=None,
                 total=None,
                 simulated=False,
+                weight=1.0,
+                step=None,
+                steps=None,
+                step_name="",
             )
             for t, n in names.items()
         },

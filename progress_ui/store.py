@@ -21,7 +21,7 @@ from __future__ import annotations
 import math
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
-from typing import Any, TypedDict, TypeVar, cast
+from typing import Any, NotRequired, TypedDict, TypeVar, cast
 
 from django.core.cache import BaseCache, caches
 
@@ -65,6 +65,12 @@ class SessionMeta(TypedDict):
     tasks: list[list[str]]
     #: Who may read the session (see ``progress_ui.ownership``), or None for anyone.
     owner: str | None
+    #: Task id -> weight in the overall percent; absent means equal weights.
+    weights: NotRequired[dict[str, float]]
+    #: For a child session: the parent session (``ProgressSession.to_reference()``)
+    #: and the parent's task that this session's progress rolls up into.
+    parent: NotRequired[dict[str, Any]]
+    parent_task: NotRequired[str]
 
 
 def cache() -> BaseCache:

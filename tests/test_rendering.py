@@ -257,3 +257,15 @@ def test_standalone_bar_has_no_ids_and_escapes() -> None:
     assert 'aria-label="&lt;script&gt;' in html
     assert 'aria-valuenow="30"' in html
     assert "pui-bar--complete" in html
+
+
+def test_sub_steps_and_weighted_shares_are_shown() -> None:
+    snap = snapshot(
+        small=task(weight=1.0, name="Validate"),
+        big=task(weight=3.0, name="Import", step=3, steps=12, step_name="invoices.csv"),
+    )
+    html = str(render_session(snap))
+    assert "Step 3 of 12: invoices.csv" in html
+    assert "25% of the job" in html and "75% of the job" in html
+    equal = str(render_session(snapshot(a=task(), b=task())))
+    assert "of the job" not in equal

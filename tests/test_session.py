@@ -21,6 +21,7 @@ from progress_ui import (
     ProgressSession,
     ProgressStatus,
     SequentialTask,
+    TaskCancelled,
     UnknownTaskError,
     store,
 )
@@ -385,6 +386,10 @@ def test_update_reports_real_progress(backend: str) -> None:
         "current": 25,
         "total": 100,
         "simulated": False,
+        "weight": 1.0,
+        "step": None,
+        "steps": None,
+        "step_name": "",
     }
     session.update("a", percent=60)
     assert session.to_dict()["tasks"]["a"]["percent"] == 60
@@ -662,3 +667,85 @@ def test_spec_stream_ends_with_a_safe_error_line_when_the_cache_fails(
         rest = list(stream)
     assert [json.loads(line) for line in rest] == [{"error": "Something went wrong."}]
     assert "127.0.0.1:9" in caplog.text  # the details are logged, not sent
+
+
+# -- weights and sub-steps ---------------------------------------------------------
+
+
+def test_weights_make_the_overall_percent_reflect_the_work(backend: str) -> None:
+    session = ProgressSession.create(
+        {"validate": "Validate", "import": "Import"}, weights={"import": 9}
+    )
+    session.update("validate", percent=98)  # the small step nearly done
+    session.update("import", percent=10)
+    snapshot = session.to_dict()
+    assert snapshot["overall_percent"] == int((1 * 98 + 9 * 10) / 10)  # 18, not 54
+    assert [t["weight"] for t in snapshot["tasks"].values()] == [1.0, 9.0]
+    # The weights travel with the session to other processes.
+    copy = ProgressSession.get(session.session_id)
+    assert copy is not None and copy.to_dict()["overall_percent"] == 18
+    moved = ProgressSession.from_reference(session.to_reference())
+    assert moved.to_dict()["overall_percent"] == 18
+
+
+@pytest.mark.parametrize(
+    "weights, error",
+    [
+        ({"nope": 2}, UnknownTaskError),
+        ({"a": 0}, ValueError),
+        ({"a": -1}, ValueError),
+        ({"a": float("nan")}, ValueError),
+    ],
+)
+def test_bad_weights_are_refused(locmem: str, weights: dict[str, float], error: type) -> None:
+    with pytest.raises(error):
+        ProgressSession.create({"a": "A", "b": "B"}, weights=weights)
+
+
+def test_a_task_reports_its_sub_steps(locmem: str) -> None:
+    session = ProgressSession.create({"files": "Import files"})
+    session.update("files", step=3, steps=12, step_name="invoices.csv\r\n", percent=25)
+    task = session.to_dict()["tasks"]["files"]
+    assert (task["step"], task["steps"], task["step_name"]) == (3, 12, "invoices.csv\n")
+    with pytest.raises(ValueError, match="step"):
+        session.update("files", step=-1)
+
+
+def test_a_child_session_rolls_up_into_its_parent_task(backend: str) -> None:
+    with fast(ITERATE_WRITE_INTERVAL=0.0):
+        parent = ProgressSession.create({"prepare": "Prepare", "files": "Import files"})
+        parent.complete("prepare")
+        child = parent.child("files", {"a": "Orders", "b": "Invoices", "c": "Refunds"})
+        assert child.owner == parent.owner
+        child.complete("a")
+        child.update("b", percent=50)
+        task = parent.to_dict()["tasks"]["files"]
+        assert task["status"] == "running"
+        assert (task["step"], task["steps"], task["step_name"]) == (2, 3, "Invoices")
+        assert task["percent"] == 50
+        time.sleep(0.1)  # the completing animation of "a" is over
+        assert child.to_dict()["overall_percent"] == 50
+        # Another process, from the child's id alone, rolls up too.
+        again = ProgressSession.get(child.session_id)
+        assert again is not None
+        again.complete("b")
+        again.complete("c")
+        wait_for(lambda: parent.to_dict()["tasks"]["files"]["status"] == "complete")
+        assert parent.to_dict()["status"] == "complete"
+
+
+def test_a_child_failure_fails_the_parent_task_and_a_parent_cancel_stops_the_child(
+    locmem: str,
+) -> None:
+    parent = ProgressSession.create({"files": "Import files", "other": "Other"})
+    child = parent.child("files", {"a": "Orders"})
+    child.error("a", "Orders file is empty.")
+    task = parent.to_dict()["tasks"]["files"]
+    assert (task["status"], task["message"]) == ("error", "Orders file is empty.")
+
+    child2 = parent.child("other", {"x": "X"})
+    child2.start("x")
+    parent.cancel("other")
+    no_throttle = {"CACHE_ALIAS": "locmem", "ITERATE_WRITE_INTERVAL": 0}
+    with pytest.raises(TaskCancelled), override_settings(PROGRESS_UI=no_throttle):
+        child2.update("x", percent=10)
