@@ -78,6 +78,19 @@ def failing_job(session: ProgressSession) -> None:
     session.add_sequential("upload", upload)
 
 
+def nested_job(session: ProgressSession) -> None:
+    """Weighted and nested steps: a quick check, then three files as a child
+    session whose progress rolls up into "files" (Step 2 of 3: Invoices)."""
+    for _ in session.iterate("check", range(20)):
+        pause(0.01)
+    files = session.child(
+        "files", {"orders": "Orders", "invoices": "Invoices", "refunds": "Refunds"}
+    )
+    for task_id in files.tasks:
+        for _ in files.iterate(task_id, range(40)):
+            pause(0.02)
+
+
 def quick_job(session: ProgressSession) -> None:
     """Short counted work (used by the browser tests)."""
     for task_id in session.tasks:
@@ -93,6 +106,8 @@ class Job:
     run: Callable[[ProgressSession], None]
     #: Shown as a button on the demo page.
     listed: bool = True
+    #: Task id -> weight in the overall bar (equal when None).
+    weights: dict[str, float] | None = None
 
 
 JOBS: dict[str, Job] = {
@@ -122,6 +137,13 @@ JOBS: dict[str, Job] = {
         "Exports a report, then the upload fails with a readable error.",
         {"export": "Export report", "upload": "Upload to storage"},
         failing_job,
+    ),
+    "nested": Job(
+        "Import files (nested)",
+        "A quick check, then three files that roll up into one weighted step.",
+        {"check": "Check the upload", "files": "Import the files"},
+        nested_job,
+        weights={"files": 3},
     ),
     "quick": Job(
         "Quick job",

@@ -81,6 +81,9 @@ class StartJobView(StartProgressMixin, TemplateView):
     def get_progress_tasks(self) -> dict[str, str]:
         return self.job.tasks
 
+    def get_progress_weights(self) -> dict[str, float] | None:
+        return self.job.weights
+
     def get_progress_title(self) -> str:
         return self.job.title
 

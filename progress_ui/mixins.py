@@ -128,6 +128,8 @@ class StartProgressMixin(_ProgressRenderMixin, _Base):
 
     #: Task id -> display name, or override :meth:`get_progress_tasks`.
     progress_tasks: dict[str, str] | None = None
+    #: Task id -> weight in the overall percent (equal when None).
+    progress_weights: dict[str, float] | None = None
     #: The job: a module-level function ``job(session, **kwargs)`` or its dotted
     #: path; a worker process imports it by name. Or override :meth:`get_progress_job`.
     progress_job: Callable[..., object] | str | None = None
@@ -163,9 +165,14 @@ class StartProgressMixin(_ProgressRenderMixin, _Base):
     def get_progress_runner(self) -> str:
         return self.progress_runner or current_settings().RUNNER
 
+    def get_progress_weights(self) -> dict[str, float] | None:
+        return self.progress_weights
+
     def create_progress_session(self) -> ProgressSession:
         """A new session readable only by this visitor (user or browser session)."""
-        return ProgressSession.create(self.get_progress_tasks(), request=self.request)
+        return ProgressSession.create(
+            self.get_progress_tasks(), request=self.request, weights=self.get_progress_weights()
+        )
 
     def submit_progress_job(self, session: ProgressSession) -> object:
         """Hand the job to the runner; returns what the runner returns (a

@@ -379,3 +379,14 @@ def test_without_its_scripts_the_component_says_live_updates_are_unavailable(
     expect(component(app_page, sid).locator(".pui-offline")).to_contain_text(
         "Live updates are unavailable"
     )
+
+
+def test_a_nested_weighted_job_shows_its_steps_and_finishes(app_page: Page, server: Server) -> None:
+    sid = start(app_page, server, "nested")
+    box = component(app_page, sid)
+    files = box.locator('.pui-task[data-task="files"]')
+    expect(files.locator(".pui-bar__share")).to_have_text("75% of the job")
+    expect(files.locator(".pui-bar__step")).to_have_text(re.compile(r"Step [123] of 3: \w+"))
+    wait_finished(app_page, sid)
+    expect(files.locator(".pui-bar__state")).to_have_text("Complete")
+    expect(box.locator('.pui-task [aria-valuenow="100"]')).to_have_count(2)
