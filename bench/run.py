@@ -8,6 +8,6 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 
-for script in ("engine.py", "streaming_reads.py", "streaming_latency.py", "workers.py"):
+for script in ("engine.py", "streaming_reads.py", "streaming_latency.py", "workers.py", "eta.py"):
     print(f"\n## {script}\n", flush=True)
     subprocess.run([sys.executable, str(HERE / script)], check=True)

@@ -91,6 +91,12 @@ def nested_job(session: ProgressSession) -> None:
             pause(0.02)
 
 
+def rows_job(session: ProgressSession) -> None:
+    """Rows at a steady pace: the bar shows the rate and the time left."""
+    for _ in session.iterate("rows", range(600)):
+        pause(0.03)
+
+
 def quick_job(session: ProgressSession) -> None:
     """Short counted work (used by the browser tests)."""
     for task_id in session.tasks:
@@ -144,6 +150,12 @@ JOBS: dict[str, Job] = {
         {"check": "Check the upload", "files": "Import the files"},
         nested_job,
         weights={"files": 3},
+    ),
+    "rows": Job(
+        "Import 600 rows",
+        "Counted rows at a steady pace: the rate and the time left are estimated as it goes.",
+        {"rows": "Import rows"},
+        rows_job,
     ),
     "quick": Job(
         "Quick job",

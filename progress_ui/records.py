@@ -32,6 +32,8 @@ class TaskRecord(TypedDict):
     step: NotRequired[int | None]
     steps: NotRequired[int | None]
     step_name: NotRequired[str]
+    #: ``[t, current]`` samples kept by ``estimate.add_sample`` for rate and time left.
+    samples: NotRequired[list[list[float]]]
 
 
 def new_record() -> TaskRecord:

@@ -13,6 +13,7 @@ autoescaping; nothing here marks it safe.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -83,6 +84,8 @@ class BarDisplay:
     step_text: str = ""
     #: "60% of the job" when tasks have different weights, else "".
     share_text: str = ""
+    #: "about 2 minutes left · 120/s · 3 minutes elapsed", "took 40 seconds", "".
+    timing_text: str = ""
 
     @property
     def is_error(self) -> bool:
@@ -183,6 +186,56 @@ def step_text(step: int | None, steps: int | None, name: str = "") -> str:
     return text
 
 
+def duration_text(seconds: float) -> str:
+    """ "40 seconds", "3 minutes", "1 hour 5 minutes" (whole units, rounded)."""
+    total = round(seconds)
+    if total < 60:
+        return ngettext("%(n)s second", "%(n)s seconds", total) % {"n": total}
+    whole_minutes = round(total / 60)
+    minutes, hours = whole_minutes % 60, whole_minutes // 60
+    text = ngettext("%(n)s minute", "%(n)s minutes", minutes) % {"n": minutes}
+    if not hours:
+        return text
+    hours_text = ngettext("%(n)s hour", "%(n)s hours", hours) % {"n": hours}
+    return hours_text if not minutes else f"{hours_text} {text}"
+
+
+def timing_text(
+    *,
+    status: str,
+    rate: float | None = None,
+    eta: float | None = None,
+    stalled: bool = False,
+    started_at: float | None = None,
+    finished_at: float | None = None,
+    now: float | None = None,
+) -> str:
+    """Time left, rate and elapsed time of a running task; how long a finished
+    one took. Elapsed time under a minute is left out, and over one it counts
+    whole minutes, so the text does not change with every second."""
+    parts: list[str] = []
+    if finished_at is not None and started_at is not None and status != ReportedStatus.RUNNING:
+        if _reported(status) is ReportedStatus.COMPLETE:
+            return gettext("took %(duration)s") % {
+                "duration": duration_text(finished_at - started_at)
+            }
+        return ""
+    if _reported(status) is not ReportedStatus.RUNNING:
+        return ""
+    if stalled:
+        parts.append(gettext("stalled"))
+    elif eta is not None:
+        parts.append(gettext("about %(duration)s left") % {"duration": duration_text(eta)})
+    if rate is not None and not stalled:
+        parts.append(gettext("%(rate)s/s") % {"rate": _number(rate)})
+    if started_at is not None:
+        passed = (time.time() if now is None else now) - started_at
+        if passed >= 60:
+            minutes = 60 * (int(passed) // 60)
+            parts.append(gettext("%(duration)s elapsed") % {"duration": duration_text(minutes)})
+    return " · ".join(parts)
+
+
 def share_text(weight: float, total_weight: float) -> str:
     """ "60% of the job": a weighted task's share of the overall percent."""
     share = round(100 * weight / total_weight) if total_weight else 0
@@ -204,6 +257,7 @@ def make_bar(
     steps: int | None = None,
     step_name: str = "",
     share: str = "",
+    timing: str = "",
 ) -> BarDisplay:
     """A :class:`BarDisplay` from plain values (used for tasks and standalone bars)."""
     pct = _clamp_percent(percent)
@@ -226,6 +280,7 @@ def make_bar(
         value_text=", ".join(parts),
         step_text=step_text(step, steps, step_name),
         share_text=share,
+        timing_text=timing,
     )
 
 
@@ -246,6 +301,14 @@ def _task_bar(
         steps=task.get("steps"),
         step_name=task.get("step_name", ""),
         share=share,
+        timing=timing_text(
+            status=task["status"],
+            rate=task.get("rate"),
+            eta=task.get("eta"),
+            stalled=task.get("stalled", False),
+            started_at=task.get("started_at"),
+            finished_at=task.get("finished_at"),
+        ),
     )
 
 

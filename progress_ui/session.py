@@ -19,6 +19,7 @@ from asgiref.sync import sync_to_async
 
 from . import liveness, store
 from .conf import current as current_settings
+from .estimate import add_sample
 from .exceptions import ProgressError, TaskCancelled, UnknownTaskError, user_message
 from .follow import afollow_snapshots, ajson_lines, follow_snapshots, json_lines
 from .handles import ParallelTask, SequentialTask
@@ -571,6 +572,8 @@ class ProgressSession:
                 self._claim(task_id, r)
             if checked["current"] is not None:
                 r["current"] = checked["current"]
+                # Samples ride on writes that happen anyway: no write per tick.
+                r["samples"] = add_sample(r.get("samples", []), now, float(checked["current"]))
             if checked["total"] is not None:
                 r["total"] = checked["total"]
             if checked["percent"] is not None:

@@ -7,6 +7,7 @@ import json
 from typing import TypedDict
 
 from .conf import ProgressSettings
+from .estimate import estimate
 from .records import TaskRecord, aggregate_status, new_record, reading_at
 from .status import ProgressStatus, ReportedStatus
 
@@ -28,6 +29,15 @@ class TaskSnapshot(TypedDict):
     step: int | None
     steps: int | None
     step_name: str
+    #: When the task started and ended (seconds since the epoch), for elapsed time.
+    started_at: float | None
+    finished_at: float | None
+    #: Measured items per second, and seconds left, over a trailing window; None
+    #: while that would be noise (too few samples, a stall, no total).
+    rate: float | None
+    eta: float | None
+    #: No progress for much longer than usual.
+    stalled: bool
 
 
 class SessionSnapshot(TypedDict):
@@ -73,6 +83,9 @@ def build_snapshot(
             step=record.get("step"),
             steps=record.get("steps"),
             step_name=record.get("step_name", ""),
+            started_at=record["started_at"],
+            finished_at=record["finished_at"],
+            **_timing(record, reading.status, now),
         )
     overall = int(total_percent / total_weight) if total_weight else 0
     return SessionSnapshot(
@@ -82,6 +95,30 @@ def build_snapshot(
         tasks=tasks,
         expired=False,
     )
+
+
+class _Timing(TypedDict):
+    rate: float | None
+    eta: float | None
+    stalled: bool
+
+
+def _timing(record: TaskRecord, status: ProgressStatus, now: float) -> _Timing:
+    """Rate, time left and stall flag of a running task with counts. Rounded, so
+    a snapshot only changes (and streams only send) when the estimate does."""
+    samples = record.get("samples")
+    if status is not ProgressStatus.RUNNING or not samples:
+        return _Timing(rate=None, eta=None, stalled=False)
+    found = estimate(samples, record["total"], now)
+    rate = float(f"{found.rate:.2g}") if found.rate is not None else None
+    return _Timing(rate=rate, eta=_round_eta(found.eta), stalled=found.stalled)
+
+
+def _round_eta(eta: float | None) -> float | None:
+    if eta is None:
+        return None
+    step = 5.0 if eta < 60 else 30.0 if eta < 600 else 60.0
+    return float(max(step, round(eta / step) * step))
 
 
 def expired_snapshot(session_id: str, names: dict[str, str]) -> SessionSnapshot:
@@ -103,6 +140,11 @@ def expired_snapshot(session_id: str, names: dict[str, str]) -> SessionSnapshot:
                 step=None,
                 steps=None,
                 step_name="",
+                started_at=None,
+                finished_at=None,
+                rate=None,
+                eta=None,
+                stalled=False,
             )
             for t, n in names.items()
         },

@@ -390,3 +390,11 @@ def test_a_nested_weighted_job_shows_its_steps_and_finishes(app_page: Page, serv
     wait_finished(app_page, sid)
     expect(files.locator(".pui-bar__state")).to_have_text("Complete")
     expect(box.locator('.pui-task [aria-valuenow="100"]')).to_have_count(2)
+
+
+def test_a_counted_job_shows_its_rate_and_time_left(app_page: Page, server: Server) -> None:
+    sid = start(app_page, server, "rows")
+    timing = component(app_page, sid).locator('.pui-task[data-task="rows"] .pui-bar__timing')
+    expect(timing).to_have_text(re.compile(r"about \d+ seconds? left · [\d.,]+/s"), timeout=15_000)
+    wait_finished(app_page, sid)
+    expect(timing).to_have_text(re.compile(r"took \d+ seconds?"))

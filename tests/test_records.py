@@ -66,3 +66,22 @@ def test_aggregate_status_precedence() -> None:
 def test_completing_is_reported_as_running() -> None:
     assert S.COMPLETING.reported == "running"
     assert S.COMPLETE.reported == "complete"
+
+
+def test_a_counted_task_carries_rate_and_time_left() -> None:
+    from progress_ui.estimate import add_sample
+    from progress_ui.snapshot import build_snapshot
+
+    record = new_record()
+    record.update(status="running", started_at=100.0, current=0, total=100)
+    samples: list[list[float]] = []
+    for second in range(11):  # 5 rows a second for 10 s
+        samples = add_sample(samples, 100.0 + second, 5.0 * second)
+    record.update(current=50, samples=samples)
+    task = build_snapshot("s" * 32, {"a": "A"}, {"a": record}, 110.0, CONF)["tasks"]["a"]
+    assert task["rate"] == 5.0
+    assert task["eta"] == 10.0  # 50 rows left at 5 a second
+    assert not task["stalled"]
+    assert task["started_at"] == 100.0
+    stalled = build_snapshot("s" * 32, {"a": "A"}, {"a": record}, 200.0, CONF)["tasks"]["a"]
+    assert stalled["stalled"] and stalled["eta"] is None

@@ -269,3 +269,19 @@ def test_sub_steps_and_weighted_shares_are_shown() -> None:
     assert "25% of the job" in html and "75% of the job" in html
     equal = str(render_session(snapshot(a=task(), b=task())))
     assert "of the job" not in equal
+
+
+def test_timing_in_words() -> None:
+    from progress_ui.rendering import duration_text, timing_text
+
+    assert duration_text(40) == "40 seconds"
+    assert duration_text(1) == "1 second"
+    assert duration_text(185) == "3 minutes"
+    assert duration_text(3900) == "1 hour 5 minutes"
+    running = timing_text(status="running", rate=120.0, eta=90.0, started_at=0.0, now=200.0)
+    assert running == "about 2 minutes left · 120/s · 3 minutes elapsed"
+    assert timing_text(status="running", stalled=True, rate=5.0, started_at=0.0, now=30.0) == (
+        "stalled"
+    )
+    assert timing_text(status="complete", started_at=0.0, finished_at=42.0) == "took 42 seconds"
+    assert timing_text(status="pending") == ""

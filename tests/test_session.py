@@ -378,6 +378,8 @@ def test_update_reports_real_progress(backend: str) -> None:
     session = ProgressSession.create({"a": "A"})
     session.update("a", current=25, total=100, message="25 of 100 rows")
     task = session.to_dict()["tasks"]["a"]
+    started_at = task.pop("started_at")
+    assert isinstance(started_at, float) and abs(time.time() - started_at) < 60
     assert task == {
         "name": "A",
         "status": "running",
@@ -390,6 +392,10 @@ def test_update_reports_real_progress(backend: str) -> None:
         "step": None,
         "steps": None,
         "step_name": "",
+        "finished_at": None,
+        "rate": None,  # one sample: no estimate yet
+        "eta": None,
+        "stalled": False,
     }
     session.update("a", percent=60)
     assert session.to_dict()["tasks"]["a"]["percent"] == 60
