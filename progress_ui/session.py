@@ -127,6 +127,7 @@ class ProgressSession:
         request: HttpRequest | None = None,
         owner: str | None = None,
         weights: dict[str, float] | None = None,
+        parent: tuple[SessionReference, str] | None = None,
     ) -> ProgressSession:
         """Store a new session with ``tasks`` (task id -> display name), all PENDING.
 
@@ -134,7 +135,8 @@ class ProgressSession:
         browser's Django session); ``owner`` sets the owner token directly.
         ``weights`` (task id -> a positive number, 1 for tasks left out) makes
         ``overall_percent`` reflect the work: an import weighing 10 moves the
-        overall bar ten times as much as a validation weighing 1.
+        overall bar ten times as much as a validation weighing 1. ``parent``
+        (a session reference and one of its task ids) is set by :meth:`child`.
         """
         conf = current_settings()
         if not isinstance(tasks, dict) or not tasks:
@@ -159,6 +161,8 @@ class ProgressSession:
         meta = store.SessionMeta(format=store.FORMAT, tasks=pairs, owner=owner)
         if weights:
             meta["weights"] = _checked_weights(weights, [t for t, _ in pairs])
+        if parent is not None:
+            meta["parent"], meta["parent_task"] = dict(parent[0]), parent[1]
         session_id = new_session_id()
         store.create(session_id, meta, {t: new_record() for t, _ in pairs}, conf.TTL)
         return cls(session_id, meta)
@@ -172,15 +176,9 @@ class ProgressSession:
         child's tasks complete, and fails or is cancelled with them. Same owner.
         A cancel of the parent task stops the child's work at its next step."""
         self.check_task(task_id)
-        child = ProgressSession.create(tasks, owner=self.owner, weights=weights)
-        child._meta["parent"] = dict(self.to_reference())
-        child._meta["parent_task"] = task_id
-        child._parent = (self, task_id)
-        # The description is rewritten with every write: store the link now.
-        try:
-            store.create(child._id, child._meta, {}, current_settings().TTL)
-        except store.CacheUnavailable as exc:
-            child._lost_write(exc)
+        child = ProgressSession.create(
+            tasks, owner=self.owner, weights=weights, parent=(self.to_reference(), task_id)
+        )
         self.start(task_id)
         return child
 

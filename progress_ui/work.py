@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.module_loading import import_string
@@ -112,15 +112,6 @@ def run_task(
         kept = still.exc
     # Raised outside the handler, so the exception keeps its own cause and context.
     raise kept
-
-
-class ProgressRunnable(Protocol):
-    """A task of a task runner that knows how to enqueue itself for a session
-    (what the ``progress_task`` decorators of ``progress_ui.contrib`` return)."""
-
-    def enqueue_progress(
-        self, session: ProgressSession, task_id: str, /, *args: object, **kwargs: object
-    ) -> object: ...
 
 
 #: A job: ``job(session, **kwargs)`` runs the work of a whole session.
