@@ -51,6 +51,8 @@ T = TypeVar("T")
 _WRITE_LEAD = 0.05
 #: Seconds between two "progress was not saved" warnings of one process.
 _LOST_WRITE_WARNING_INTERVAL = 10.0
+#: Compare-and-set attempts of one write before the last writer simply wins.
+_WRITE_ATTEMPTS = 5
 _last_lost_write_warning = -_LOST_WRITE_WARNING_INTERVAL
 
 
@@ -116,6 +118,9 @@ class ProgressSession:
             parent = ProgressSession.from_reference(cast(SessionReference, meta["parent"]))
             self._parent = (parent, meta["parent_task"])
         self._rolled_up_at = -math.inf
+        #: Task id -> the version this object last read or wrote, the base of its
+        #: next compare-and-set write (see :meth:`_write_if_unchanged`).
+        self._versions: dict[str, store.TaskVersion] = {}
 
     # -- creation and lookup -------------------------------------------------
 
@@ -321,20 +326,14 @@ class ProgressSession:
         cancelled task) always propagates.
         """
         self.check_task(task_id)
+        if not ends and store.can_compare_and_set():
+            return self._write_if_unchanged(task_id, change)
         conf = current_settings()
         try:
             record = store.read_task(self._id, task_id) or new_record()
         except store.CacheUnavailable as exc:
             return self._lost_write(exc)
-        now = time.time()
-        shown = reading_at(record, now + _WRITE_LEAD, conf)
-        record["floor"] = max(record["floor"], shown.percent)
-        try:
-            changed = change(record, now)
-        except TaskCancelled:
-            liveness.release(self._id, task_id)  # this process stops running it
-            raise
-        if not changed:
+        if not self._apply(task_id, change, record):
             return False
         try:
             if ends:
@@ -348,6 +347,59 @@ class ProgressSession:
         except store.CacheUnavailable as exc:
             return self._lost_write(exc)
         self._roll_up(ended=ends)
+        return True
+
+    def _apply(
+        self, task_id: str, change: Callable[[TaskRecord, float], bool], record: TaskRecord
+    ) -> bool:
+        """Raise the record's floor to what shows a moment from now, then let
+        ``change`` edit it; True if it changed."""
+        now = time.time()
+        shown = reading_at(record, now + _WRITE_LEAD, current_settings())
+        record["floor"] = max(record["floor"], shown.percent)
+        try:
+            return change(record, now)
+        except TaskCancelled:
+            liveness.release(self._id, task_id)  # this process stops running it
+            raise
+
+    def _write_if_unchanged(
+        self, task_id: str, change: Callable[[TaskRecord, float], bool]
+    ) -> bool:
+        """:meth:`_write` on a cache that can compare-and-set (Redis): the change
+        is based on the version this object last wrote (no read), and stored only
+        if nobody changed the task since; otherwise it is redone on what is there.
+        One round trip per write, and concurrent writers never undo each other."""
+        conf = current_settings()
+        try:
+            version = self._versions.pop(task_id, None)
+            if version is None:
+                version = store.read_task_version(self._id, task_id)
+            for _ in range(_WRITE_ATTEMPTS):
+                if version.ended:
+                    # The ending outranks any progress: ``change`` only decides
+                    # whether to raise (a cancelled task raises TaskCancelled).
+                    self._apply(task_id, change, cast(TaskRecord, dict(version.record or {})))
+                    return False
+                record = cast(TaskRecord, dict(version.record or new_record()))
+                if not self._apply(task_id, change, record):
+                    self._versions[task_id] = version
+                    return False
+                stored, version = store.write_task_if(
+                    self._id, self._meta, task_id, record, conf.TTL, version
+                )
+                if stored:
+                    self._versions[task_id] = version
+                    break
+            else:
+                # Contended beyond reason: last writer wins, as on other caches.
+                store.write_task(self._id, self._meta, task_id, record, conf.TTL)
+            if ProgressStatus(record["status"]).work_ended:
+                liveness.release(self._id, task_id)
+                self._keep_if_finished()
+        except store.CacheUnavailable as exc:
+            return self._lost_write(exc)
+        self._roll_up(ended=False)
         return True
 
     def _lost_write(self, exc: store.CacheUnavailable) -> bool:

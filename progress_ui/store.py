@@ -21,12 +21,13 @@ from __future__ import annotations
 import math
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
-from typing import Any, NotRequired, TypedDict, TypeVar, cast
+from typing import Any, NamedTuple, NotRequired, TypedDict, TypeVar, cast
 
 from django.core.cache import BaseCache, caches
 
 from .conf import settings
 from .records import TaskRecord
+from .redis_store import ENDED, STORED, RedisStore, redis_store
 
 V = TypeVar("V")
 
@@ -75,6 +76,23 @@ class SessionMeta(TypedDict):
 
 def cache() -> BaseCache:
     return caches[settings.CACHE_ALIAS]
+
+
+def _redis() -> RedisStore | None:
+    return redis_store(cache())
+
+
+def change_channel(session_id: str) -> str | None:
+    """The pub/sub channel on which changes of the session are published, or
+    None when the cache cannot publish (only Django's Redis cache can)."""
+    rs = _redis()
+    return None if rs is None else rs.key(meta_key(session_id))
+
+
+def push_server() -> str | None:
+    """The URL of the Redis server that publishes changes, if the cache can."""
+    rs = _redis()
+    return None if rs is None else rs.url
 
 
 def meta_key(session_id: str) -> str:
@@ -166,6 +184,7 @@ def write_task(
     failed = _call(lambda: cache().set_many(data, ttl))
     if failed:
         raise CacheUnavailable(f"progress_ui: the cache refused keys {failed!r}")
+    _publish(session_id)
 
 
 def end_task(
@@ -173,8 +192,112 @@ def end_task(
 ) -> bool:
     """Store how the task ended, unless it already has an end (first one wins);
     True if this one was stored. Renews the session description too."""
+    rs = _redis()
+    if rs is not None:
+        return _call(
+            lambda: rs.end(
+                end=rs.key(end_key(session_id, task_id)),
+                meta=rs.key(meta_key(session_id)),
+                value=rs.dumps(record),
+                meta_value=_meta_bytes(rs, meta),
+                ttl=rs.ttl(ttl),
+                channel=rs.key(meta_key(session_id)),
+            )
+        )
     _call(lambda: cache().set(meta_key(session_id), meta, ttl))
     return bool(_call(lambda: cache().add(end_key(session_id, task_id), record, ttl)))
+
+
+def _publish(session_id: str) -> None:
+    rs = _redis()
+    if rs is not None:
+        _call(lambda: rs.publish(rs.key(meta_key(session_id))))
+
+
+# -- compare-and-set writes (Redis) --------------------------------------------------
+
+
+class TaskVersion(NamedTuple):
+    """A task as a writer read (or wrote) it, and the token to write over it."""
+
+    #: What readers see: how the task ended if it did, else its progress record.
+    record: TaskRecord | None
+    #: The serialized progress record (b"" for none): a write based on this
+    #: version lands only if the key still holds exactly this.
+    raw: bytes
+    ended: bool
+
+
+def can_compare_and_set() -> bool:
+    """True when :func:`write_task_if` is available (Django's Redis cache)."""
+    return _redis() is not None
+
+
+def _need_redis() -> RedisStore:
+    rs = _redis()
+    if rs is None:
+        raise RuntimeError("compare-and-set writes need Django's Redis cache")
+    return rs
+
+
+def read_task_version(session_id: str, task_id: str) -> TaskVersion:
+    """The task and its write token, in one round trip (Redis only)."""
+    rs = _need_redis()
+    keys = [rs.key(task_key(session_id, task_id)), rs.key(end_key(session_id, task_id))]
+    raw, ended = _call(lambda: rs.get_raw(keys))
+    if ended is not None:
+        return TaskVersion(_call(lambda: rs.loads(ended)), raw or b"", True)
+    return TaskVersion(_call(lambda: rs.loads(raw)) if raw else None, raw or b"", False)
+
+
+def write_task_if(
+    session_id: str,
+    meta: SessionMeta,
+    task_id: str,
+    record: TaskRecord,
+    ttl: int,
+    based_on: TaskVersion,
+) -> tuple[bool, TaskVersion]:
+    """Store ``record`` only if the task has not changed since ``based_on`` and has
+    not ended; renew the description and publish the change. One round trip.
+    Returns whether it was stored, and the task's version now (to redo the change
+    on when it was not)."""
+    rs = _need_redis()
+    value = rs.dumps(record)
+    result = _call(
+        lambda: rs.compare_and_set(
+            task=rs.key(task_key(session_id, task_id)),
+            end=rs.key(end_key(session_id, task_id)),
+            meta=rs.key(meta_key(session_id)),
+            expected=based_on.raw,
+            value=value,
+            meta_value=_meta_bytes(rs, meta),
+            ttl=rs.ttl(ttl),
+            channel=rs.key(meta_key(session_id)),
+        )
+    )
+    if result.outcome == STORED:
+        return True, TaskVersion(record, value, False)
+    found = _call(lambda: rs.loads(result.found)) if result.found else None
+    if result.outcome == ENDED:
+        return False, TaskVersion(found, based_on.raw, True)
+    return False, TaskVersion(found, result.found, False)
+
+
+#: The description never changes after create: serialize it once per session
+#: (keyed by the dict's id, which the entry keeps alive).
+_meta_cache: dict[int, tuple[SessionMeta, bytes]] = {}
+
+
+def _meta_bytes(rs: RedisStore, meta: SessionMeta) -> bytes:
+    entry = _meta_cache.get(id(meta))
+    if entry is not None and entry[0] is meta:
+        return entry[1]
+    if len(_meta_cache) >= 1024:
+        _meta_cache.clear()
+    data = rs.dumps(meta)
+    _meta_cache[id(meta)] = (meta, data)
+    return data
 
 
 def renew_finished(
@@ -193,6 +316,7 @@ def renew_finished(
 
 def delete(session_id: str, task_ids: list[str]) -> None:
     _call(lambda: cache().delete_many(all_keys(session_id, task_ids)))
+    _publish(session_id)  # its viewers learn at once that it is gone
 
 
 # -- liveness of the processes running tasks ---------------------------------------
