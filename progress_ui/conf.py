@@ -52,6 +52,10 @@ class ProgressSettings:
     ITERATE_WRITE_INTERVAL: float = 0.2
     #: Seconds between stream polls of the cache.
     POLL_INTERVAL: float = 0.1
+    #: With Django's Redis cache, wake viewers through Redis pub/sub as soon as a
+    #: session changes, instead of at the next poll (polling stays the fallback,
+    #: and sessions nobody changes cost no reads). Other caches always poll.
+    PUSH: bool = True
     #: Seconds between heartbeat comments on an idle stream.
     HEARTBEAT_INTERVAL: float = 15.0
     #: Longest a single stream stays open (seconds); clients reconnect after.

@@ -24,19 +24,27 @@ import weakref
 from collections.abc import AsyncIterable, AsyncIterator, Callable
 from typing import TYPE_CHECKING
 
+from . import store
 from .conf import current as current_settings
 from .follow import FollowRule, afollow_snapshots
+from .push import ChangeFeed
 from .snapshot import SessionSnapshot
+from .status import ReportedStatus
 from .validation import log_id
 
 if TYPE_CHECKING:
-    from .session import ProgressSession
+    from .session import ProgressSession, SessionState
 
 logger = logging.getLogger("progress_ui")
 
 #: (cache alias, session id, poll interval): viewers asking for another cache or
 #: interval get their own poller.
 ChannelKey = tuple[str, str, float]
+
+
+#: Longest a new poller waits for Redis to confirm its subscription before it
+#: starts by polling (the confirmation switches it to push later).
+_SUBSCRIBE_WAIT = 0.5
 
 
 class PollerError(RuntimeError):
@@ -60,7 +68,13 @@ class _Channel:
         #: Replaced on every publication, so one ``set()`` wakes every waiting viewer.
         self.changed = asyncio.Event()
         self.subscribers = 0
+        #: Reads of the session by this poller (for tests and monitoring).
+        self.reads = 0
         self._memo: tuple[SessionSnapshot, object, str] | None = None
+        #: Set by the change feed when the session changed (and by the idle timer).
+        self._wake = asyncio.Event()
+        self.feed = hub.feed_for()
+        self.push_channel = store.change_channel(session.session_id) if self.feed else None
         # A fresh context: the poller outlives the request that started it, and must
         # not keep that request's thread-sensitive executor (or other state) alive.
         self.task = asyncio.get_running_loop().create_task(
@@ -79,14 +93,27 @@ class _Channel:
         # The shared rule without a deadline: publish changes, stop when final.
         follower = FollowRule(self.session, max_duration=math.inf)
         try:
+            if self.feed is not None and self.push_channel is not None:
+                await self.feed.watch(self.push_channel, self._wake.set, timeout=_SUBSCRIBE_WAIT)
+            state: SessionState | None = None
             while True:
-                current = await self.session.aread()
-                for item in follower.step(current):
+                pushed = self._pushed()
+                if state is None or self._wake.is_set() or not pushed:
+                    # Cleared before reading: a change published during the read
+                    # wakes the next round.
+                    self._wake.clear()
+                    state = await self.session.aread_state()
+                    self.reads += 1
+                else:
+                    # Woken by the clock only: the stored state is unchanged, but
+                    # a running bar's curve moves on (and its worker may be gone).
+                    state = await self.session.acheck_runners(state)
+                for item in follower.step(self.session.snapshot_of(state)):
                     if item is not None:  # heartbeats are per viewer
                         self._publish(item)
                 if follower.done:
                     return
-                await asyncio.sleep(self.interval)
+                await self._sleep(pushed)
         except Exception as exc:
             logger.exception(
                 "progress_ui: poller of session %s failed", log_id(self.session.session_id)
@@ -95,6 +122,33 @@ class _Channel:
             # New viewers get a fresh poller; current ones end with an error event.
             self.hub._forget(self)
             self._publish(None)
+        finally:
+            if self.feed is not None and self.push_channel is not None:
+                self.feed.unwatch(self.push_channel, self._wake.set)
+
+    def _pushed(self) -> bool:
+        return (
+            self.feed is not None
+            and self.push_channel is not None
+            and self.feed.watching(self.push_channel)
+        )
+
+    async def _sleep(self, pushed: bool) -> None:
+        """Until the next round: a poll interval, or with push, until a change is
+        published (a running bar still redraws every interval, without a read;
+        an idle session is read again only every ``HEARTBEAT_INTERVAL``, in case
+        it expired)."""
+        moving = self.latest is not None and any(
+            task["status"] == ReportedStatus.RUNNING for task in self.latest["tasks"].values()
+        )
+        idle = pushed and not moving
+        timeout = current_settings().HEARTBEAT_INTERVAL if idle else self.interval
+        try:
+            async with asyncio.timeout(timeout):
+                await self._wake.wait()
+        except TimeoutError:
+            if idle:
+                self._wake.set()  # the idle re-read
 
     def render(self, snapshot: SessionSnapshot, fn: Callable[[SessionSnapshot], str]) -> str:
         """``fn(snapshot)``, computed once per published snapshot for all viewers
@@ -177,6 +231,20 @@ class Hub:
 
     def __init__(self) -> None:
         self._channels: dict[ChannelKey, _Channel] = {}
+        self._feeds: dict[str, ChangeFeed] = {}
+
+    def feed_for(self) -> ChangeFeed | None:
+        """The change feed of the Redis server behind the cache, or None when
+        changes cannot be pushed (``PUSH`` off, or a cache other than Redis)."""
+        if not current_settings().PUSH:
+            return None
+        url = store.push_server()
+        if url is None:
+            return None
+        feed = self._feeds.get(url)
+        if feed is None:
+            feed = self._feeds[url] = ChangeFeed(url)
+        return feed
 
     def subscribe(
         self,

@@ -56,6 +56,11 @@ _WRITE_ATTEMPTS = 5
 _last_lost_write_warning = -_LOST_WRITE_WARNING_INTERVAL
 
 
+#: What a read of the session found: its description (None if it is gone) and
+#: the record of every task, as ``store.read_all`` returns them.
+SessionState = tuple[store.SessionMeta | None, dict[str, TaskRecord]]
+
+
 def _own_token() -> str:
     return liveness.process_token()
 
@@ -727,13 +732,31 @@ class ProgressSession:
 
     async def aread(self, now: float | None = None) -> SessionSnapshot | None:
         """Async :meth:`read`."""
-        meta, records = await store.aread_all(self._id, list(self._names))
+        return self.snapshot_of(await self.aread_state(), now)
+
+    async def aread_state(self) -> SessionState:
+        """What :meth:`aread` builds its snapshot from (one cache round trip, and
+        the liveness check of :meth:`read`); :meth:`snapshot_of` turns it into a
+        snapshot at any moment, so a follower can animate without reading again."""
+        state = await store.aread_all(self._id, list(self._names))
+        return await self.acheck_runners(state)
+
+    async def acheck_runners(self, state: SessionState) -> SessionState:
+        """``state``, read again if some of its RUNNING tasks had lost their
+        process (they are marked ERROR first). Costs no read of the session
+        otherwise, and at most one liveness read per runner per
+        ``WORKER_BEAT_INTERVAL`` in this process."""
+        records = state[1]
         runners = _runners(records)
         if runners:
             dead = await liveness.adead_runners(set(runners.values()))
             if dead and await sync_to_async(self._mark_lost, thread_sensitive=False)(records, dead):
-                meta, records = await store.aread_all(self._id, list(self._names))
-        return self._build(meta, records, now)
+                return await store.aread_all(self._id, list(self._names))
+        return state
+
+    def snapshot_of(self, state: SessionState, now: float | None = None) -> SessionSnapshot | None:
+        """The snapshot of a state read by :meth:`aread_state`, at ``now``."""
+        return self._build(state[0], state[1], now)
 
     def _mark_lost(self, records: dict[str, TaskRecord], dead: set[str]) -> bool:
         """Mark ERROR the RUNNING tasks whose runner is in ``dead``; True if any."""

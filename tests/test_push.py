@@ -1,0 +1,196 @@
+"""Changes pushed through Redis pub/sub to the hub's pollers (``progress_ui.push``):
+one read and one rendering per change whatever the number of viewers, no reads
+for a session nobody changes, and polling whenever the feed is lost."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import pytest
+import redis
+from asgiref.sync import sync_to_async
+from django.conf import settings
+from django.core.cache import caches
+from django.test import override_settings
+
+from progress_ui import ProgressSession, sse
+from progress_ui.hub import get_hub
+from progress_ui.snapshot import SessionSnapshot
+from progress_ui.sse_streams import asse_stream
+from tests.conftest import require_redis
+from tests.test_cache_outage import free_port, start_redis
+from tests.workers import stop_process
+
+pytestmark = pytest.mark.redis
+
+#: Long enough that polling alone could never deliver what these tests wait for.
+NO_POLL = 60.0
+
+renders: list[str] = []
+
+
+def render(snapshot: SessionSnapshot) -> str:
+    """One function for every viewer, so the hub can share its output; counts calls."""
+    text = f"{snapshot['status']} {snapshot['overall_percent']}"
+    renders.append(text)
+    return text
+
+
+@pytest.fixture
+def redis_alias() -> Iterator[str]:
+    require_redis()
+    with override_settings(
+        PROGRESS_UI={"CACHE_ALIAS": "redis", "MAX_STREAM_DURATION": 60, "COMPLETING_DURATION": 0}
+    ):
+        caches["redis"].clear()
+        renders.clear()
+        yield "redis"
+        caches["redis"].clear()
+
+
+@pytest.fixture
+def reads(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """Times of every snapshot read (``aget_many``) on a Redis cache."""
+    calls: list[float] = []
+    cls = type(caches["redis"])
+    original = cls.aget_many
+
+    async def counting(self: Any, keys: Any, version: Any = None) -> Any:
+        calls.append(time.monotonic())
+        return await original(self, keys, version=version)
+
+    monkeypatch.setattr(cls, "aget_many", counting)
+    return calls
+
+
+class Viewer:
+    def __init__(self, stream: AsyncIterator[str]) -> None:
+        self.chunks: list[str] = []
+        self.task = asyncio.create_task(self._read(stream))
+
+    async def _read(self, stream: AsyncIterator[str]) -> None:
+        async for chunk in stream:
+            self.chunks.append(chunk)
+
+    def saw(self, text: str) -> bool:
+        return any(f"data: {text}\n" in c for c in self.chunks)
+
+
+async def until(predicate: Any, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out waiting for condition")
+        await asyncio.sleep(0.005)
+
+
+async def test_one_read_and_one_render_per_change_whatever_the_viewers(
+    redis_alias: str, reads: list[float]
+) -> None:
+    session = await sync_to_async(ProgressSession.create)({"a": "A"})
+    await sync_to_async(session.update)("a", percent=1)
+    viewers = [Viewer(asse_stream(session, poll_interval=NO_POLL, render=render))]
+    await until(lambda: viewers[0].saw("running 1"))
+    viewers += [
+        Viewer(asse_stream(session, poll_interval=NO_POLL, render=render)) for _ in range(299)
+    ]
+    await until(lambda: all(v.saw("running 1") for v in viewers))
+    channel = get_hub().channel(session.session_id)
+    assert channel is not None
+    reads_before, renders_before = len(reads), len(renders)
+
+    changes = 20
+    for step in range(2, 2 + changes):
+        await sync_to_async(session.update)("a", percent=step)
+        await until(lambda step=step: all(v.saw(f"running {step}") for v in viewers))
+    await sync_to_async(session.complete)("a")
+    await asyncio.wait_for(asyncio.gather(*(v.task for v in viewers)), 20)
+
+    # 21 changes (20 updates and the completion), 300 viewers: one read and one
+    # rendering each; one per viewer would be 6,300.
+    assert len(reads) - reads_before == changes + 1
+    assert renders[renders_before:] == [f"running {p}" for p in range(2, 2 + changes)] + [
+        "complete 100"
+    ]
+    for viewer in viewers:
+        assert viewer.chunks[-1].endswith("data: done\n\n")
+
+
+async def test_a_change_reaches_viewers_without_waiting_for_a_poll(redis_alias: str) -> None:
+    session = await sync_to_async(ProgressSession.create)({"a": "A"})
+    await sync_to_async(session.update)("a", percent=5)
+    viewer = Viewer(asse_stream(session, poll_interval=NO_POLL, render=render))
+    await until(lambda: viewer.saw("running 5"))
+    await sync_to_async(session.update)("a", percent=60)
+    await until(lambda: viewer.saw("running 60"), timeout=5)
+    await sync_to_async(session.delete)()  # the viewer learns that at once, too
+    await asyncio.wait_for(viewer.task, 5)
+    assert viewer.chunks[-1].endswith("data: done\n\n")
+
+
+async def test_without_push_the_change_waits_for_the_poll(redis_alias: str) -> None:
+    # The contrast: the same change, PUSH off, is not delivered before the poll.
+    with override_settings(
+        PROGRESS_UI={"CACHE_ALIAS": "redis", "MAX_STREAM_DURATION": 60, "PUSH": False}
+    ):
+        session = await sync_to_async(ProgressSession.create)({"a": "A"})
+        await sync_to_async(session.update)("a", percent=5)
+        viewer = Viewer(asse_stream(session, poll_interval=NO_POLL, render=render))
+        await until(lambda: viewer.saw("running 5"))
+        await sync_to_async(session.update)("a", percent=60)
+        await asyncio.sleep(1.0)
+        assert not viewer.saw("running 60")
+        viewer.task.cancel()
+
+
+@pytest.fixture
+def private_redis() -> Iterator[int]:
+    """A Redis server of this test's own (its pub/sub clients get killed); stopped by PID."""
+    port = free_port()
+    server = start_redis(port)
+    alias = {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": f"redis://127.0.0.1:{port}/0",
+    }
+    conf = {"CACHE_ALIAS": "private", "MAX_STREAM_DURATION": 60, "COMPLETING_DURATION": 0}
+    try:
+        with override_settings(CACHES={**settings.CACHES, "private": alias}, PROGRESS_UI=conf):
+            renders.clear()
+            yield port
+    finally:
+        stop_process(server)
+
+
+async def test_a_lost_feed_falls_back_to_polling_without_losing_a_change(
+    private_redis: int,
+) -> None:
+    interval = 0.05
+    session = await sync_to_async(ProgressSession.create)({"a": "A"})
+    await sync_to_async(session.update)("a", percent=5)
+    viewer = Viewer(asse_stream(session, poll_interval=interval, render=render))
+    await until(lambda: viewer.saw("running 5"))
+    channel = get_hub().channel(session.session_id)
+    assert channel is not None and channel.feed is not None and channel.push_channel
+    feed, name = channel.feed, channel.push_channel
+    await until(lambda: feed.watching(name))
+    # Pushed: a running bar is redrawn every interval but not read.
+    before = channel.reads
+    await asyncio.sleep(10 * interval)
+    assert channel.reads == before
+
+    admin = redis.Redis(port=private_redis)
+    assert admin.client_kill_filter(_type="pubsub") >= 1
+    await sync_to_async(session.update)("a", percent=50)  # published to nobody
+    await until(lambda: viewer.saw("running 50"), timeout=5)
+    assert feed.losses == 1
+
+    await until(lambda: feed.watching(name), timeout=10)  # resubscribed
+    before = channel.reads
+    await asyncio.sleep(10 * interval)
+    assert channel.reads <= before + 1  # (the read after resubscribing)
+    await sync_to_async(session.complete)("a")
+    await asyncio.wait_for(viewer.task, 5)
+    assert [c for c in viewer.chunks if c != sse.HEARTBEAT][-2].endswith("data: complete 100\n\n")
