@@ -70,7 +70,9 @@ class _Channel:
         self.subscribers = 0
         #: Reads of the session by this poller (for tests and monitoring).
         self.reads = 0
-        self._memo: tuple[SessionSnapshot, object, str] | None = None
+        #: Renderings of ``_memo_of`` by (function, id of the previous snapshot).
+        self._memo_of: SessionSnapshot | None = None
+        self._memo: dict[tuple[object, int], tuple[SessionSnapshot | None, str]] = {}
         #: Set by the change feed when the session changed (and by the idle timer).
         self._wake = asyncio.Event()
         self.feed = hub.feed_for()
@@ -150,15 +152,25 @@ class _Channel:
             if idle:
                 self._wake.set()  # the idle re-read
 
-    def render(self, snapshot: SessionSnapshot, fn: Callable[[SessionSnapshot], str]) -> str:
-        """``fn(snapshot)``, computed once per published snapshot for all viewers
-        that pass the same ``fn`` (compared with ``==``: a bound method of a
-        per-request object is a different ``fn`` for every viewer)."""
-        memo = self._memo
-        if memo is not None and memo[0] is snapshot and memo[1] == fn:
-            return memo[2]
-        payload = fn(snapshot)
-        self._memo = (snapshot, fn, payload)
+    def render(
+        self,
+        snapshot: SessionSnapshot,
+        fn: Callable[..., str],
+        previous: SessionSnapshot | None = None,
+    ) -> str:
+        """``fn(snapshot, previous)`` (``fn(snapshot)`` without ``previous``),
+        computed once per published snapshot for all viewers that pass the same
+        ``fn`` (compared with ``==``: a bound method of a per-request object is a
+        different ``fn`` for every viewer) and the same ``previous`` (viewers that
+        keep up were all sent the snapshot published before)."""
+        if self._memo_of is not snapshot:
+            self._memo_of, self._memo = snapshot, {}
+        key = (fn, id(previous))
+        found = self._memo.get(key)
+        if found is not None and found[0] is previous:
+            return found[1]
+        payload = fn(snapshot) if previous is None else fn(snapshot, previous)
+        self._memo[key] = (previous, payload)
         return payload
 
 
@@ -182,11 +194,16 @@ class Subscription:
     def __aiter__(self) -> AsyncIterator[SessionSnapshot | None]:
         return self._iterate()
 
-    def render(self, snapshot: SessionSnapshot, fn: Callable[[SessionSnapshot], str]) -> str:
-        """``fn(snapshot)``, shared with the other viewers of the session."""
+    def render(
+        self,
+        snapshot: SessionSnapshot,
+        fn: Callable[..., str],
+        previous: SessionSnapshot | None = None,
+    ) -> str:
+        """``fn(snapshot[, previous])``, shared with the other viewers of the session."""
         if self._channel is None:
-            return fn(snapshot)
-        return self._channel.render(snapshot, fn)
+            return fn(snapshot) if previous is None else fn(snapshot, previous)
+        return self._channel.render(snapshot, fn, previous)
 
     async def _iterate(self) -> AsyncIterator[SessionSnapshot | None]:
         # Joining here (not in __init__) means an iterator never started never

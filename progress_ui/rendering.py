@@ -14,7 +14,7 @@ autoescaping; nothing here marks it safe.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from django.core.exceptions import ImproperlyConfigured
@@ -428,10 +428,20 @@ def _from_htmx(request: HttpRequest | None) -> bool:
     return bool(getattr(request, "htmx", False)) or request.headers.get("HX-Request") == "true"
 
 
-def render_partials(snapshot: SessionSnapshot) -> SafeString:
+def render_partials(
+    snapshot: SessionSnapshot, previous: SessionSnapshot | None = None
+) -> SafeString:
     """One ``<hx-partial>`` per region, the payload of one SSE message. Each
-    partial's inner HTML equals what :func:`render_session` puts in that region."""
+    partial's inner HTML equals what :func:`render_session` puts in that region.
+
+    With ``previous`` (the snapshot this viewer was last sent), only the bars that
+    show something else now, plus the summary and status regions: a change to
+    one task of a hundred sends one bar, not a hundred."""
     display = session_display(snapshot)
+    if previous is not None and previous["session_id"] == snapshot["session_id"]:
+        shown = dict(session_display(previous).tasks)
+        changed = tuple((t, bar) for t, bar in display.tasks if shown.get(t) != bar)
+        display = replace(display, tasks=changed)
     return SafeString(_render("progress_ui/partials.html", {"display": display}).strip())
 
 

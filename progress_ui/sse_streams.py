@@ -27,9 +27,25 @@ from .validation import log_id
 logger = logging.getLogger("progress_ui")
 
 
-def default_render(snapshot: SessionSnapshot) -> str:
-    """The payload of a progress message: the component's ``<hx-partial>`` regions."""
-    return str(render_partials(snapshot))
+def default_render(snapshot: SessionSnapshot, previous: SessionSnapshot | None = None) -> str:
+    """The payload of a progress message: the component's ``<hx-partial>`` regions;
+    with ``previous`` (what this viewer was sent last), only those that changed."""
+    return str(render_partials(snapshot, previous))
+
+
+def _payload(
+    render: Render,
+    snapshot: SessionSnapshot,
+    previous: SessionSnapshot | None,
+    shared: Subscription | None,
+) -> str:
+    """The payload for one viewer. Only the default rendering sends changes alone
+    (a custom ``render`` gets every snapshot whole); viewers of one hub poller share
+    one rendering per snapshot and previous one (every viewer that keeps up)."""
+    since = previous if render is default_render else None
+    if shared is not None:
+        return shared.render(snapshot, render, since)
+    return default_render(snapshot, since) if render is default_render else render(snapshot)
 
 
 def _is_transient(exc: BaseException) -> bool:
@@ -49,16 +65,19 @@ def sse_messages(
     session_id: str, items: Iterable[Followed], formatter: SSEFormatter
 ) -> Iterator[str]:
     """Format ``items`` (snapshots, ``None`` for a heartbeat) as SSE messages, then
-    ``done`` if the last snapshot was settled. Errors end the stream with a safe
-    error event; the traceback goes to the ``progress_ui`` logger."""
+    ``done`` if the last snapshot was settled: the first message holds every
+    region, the next ones what changed (see :func:`default_render`). Errors end
+    the stream with a safe error event; the traceback goes to the ``progress_ui``
+    logger."""
     last: SessionSnapshot | None = None
     try:
         for item in items:
             if item is None:
                 yield formatter.heartbeat()
             else:
+                payload = _payload(formatter.render, item, last, None)
                 last = item
-                yield formatter.snapshot(item)
+                yield formatter.snapshot(item, payload)
     except Exception as exc:
         yield from _end_after(exc, session_id, formatter)
         return
@@ -73,7 +92,7 @@ async def asse_messages(
 ) -> AsyncGenerator[str, None]:
     """Async :func:`sse_messages`. When ``items`` is a hub :class:`Subscription`,
     its ``render`` memo is asked first: viewers that pass the same render function
-    share one rendering per published snapshot."""
+    share one rendering per published snapshot (and previous one)."""
     last: SessionSnapshot | None = None
     shared = items if isinstance(items, Subscription) else None
     iterator = aiter(items)
@@ -82,8 +101,8 @@ async def asse_messages(
             if item is None:
                 yield formatter.heartbeat()
             else:
+                payload = _payload(formatter.render, item, last, shared)
                 last = item
-                payload = None if shared is None else shared.render(item, formatter.render)
                 yield formatter.snapshot(item, payload)
     except Exception as exc:
         for message in _end_after(exc, session_id, formatter):

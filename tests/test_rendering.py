@@ -13,11 +13,14 @@ from django.urls import include, path
 
 from progress_ui import ProgressSession
 from progress_ui.rendering import (
+    STATUS_REGION,
+    SUMMARY_REGION,
     region_id,
     render_bar,
     render_partials,
     render_session,
     session_display,
+    task_region,
 )
 from progress_ui.snapshot import SessionSnapshot, TaskSnapshot
 
@@ -285,3 +288,36 @@ def test_timing_in_words() -> None:
     )
     assert timing_text(status="complete", started_at=0.0, finished_at=42.0) == "took 42 seconds"
     assert timing_text(status="pending") == ""
+
+
+def test_changes_alone_carry_the_changed_bars_summary_and_status() -> None:
+    names = {f"t{i}": task(name="A long task name " * 8, percent=10) for i in range(100)}
+    before = snapshot(**names)
+    after = snapshot(**{**names, "t7": task(name="A long task name " * 8, percent=60)})
+    whole = render_partials(after)
+    changes = render_partials(after, before)
+    ids = list(partials(changes))
+    assert ids == [
+        region_id(SID, SUMMARY_REGION),
+        task_region(SID, "t7"),
+        region_id(SID, STATUS_REGION),
+    ]
+    # Each region sent is exactly what a whole message carries for it.
+    for region, html in partials(changes).items():
+        assert partials(whole)[region] == html
+    assert len(changes) * 20 < len(whole), (len(changes), len(whole))
+
+
+def test_changes_against_an_unchanged_snapshot_keep_summary_and_status() -> None:
+    same = snapshot(one=task(), two=task(name="Two"))
+    assert list(partials(render_partials(same, same))) == [
+        region_id(SID, SUMMARY_REGION),
+        region_id(SID, STATUS_REGION),
+    ]
+
+
+def test_changes_of_another_session_are_not_trusted() -> None:
+    # ``previous`` of another session (a caller's mistake) gets a whole message.
+    other = {**snapshot(), "session_id": "B" * 32}
+    current = snapshot(one=task(percent=50))
+    assert render_partials(current, other) == render_partials(current)
