@@ -74,8 +74,24 @@ class SessionMeta(TypedDict):
     parent_task: NotRequired[str]
 
 
+_REDIS_BACKEND = "django.core.cache.backends.redis.RedisCache"
+#: Alias -> (the ``caches.settings`` it was made from, the cache object).
+_shared: dict[str, tuple[object, BaseCache]] = {}
+
+
 def cache() -> BaseCache:
-    return caches[settings.CACHE_ALIAS]
+    """The progress cache. Django makes a cache object per thread or async
+    context, and its Redis cache a connection pool per object: every ASGI request
+    (a stream, for as long as it is open) would hold a Redis connection of its
+    own. Redis cache objects are safe to share, so this process shares one."""
+    alias = settings.CACHE_ALIAS
+    conf = caches.settings.get(alias)
+    if conf is None or conf.get("BACKEND") != _REDIS_BACKEND:
+        return caches[alias]
+    found = _shared.get(alias)
+    if found is None or found[0] is not caches.settings:  # CACHES changed (tests)
+        found = _shared[alias] = (caches.settings, caches.create_connection(alias))
+    return found[1]
 
 
 def _redis() -> RedisStore | None:
@@ -134,9 +150,16 @@ def load_meta(session_id: str) -> SessionMeta | None:
     return _as_meta(value)
 
 
+async def _aget_many(keys: list[str]) -> dict[str, Any]:
+    rs = _redis()
+    if rs is not None:
+        return await _acall(lambda: rs.aget_many(keys))
+    return await _acall(lambda: cache().aget_many(keys))
+
+
 async def aload_meta(session_id: str) -> SessionMeta | None:
-    value = await _acall(lambda: cache().aget(meta_key(session_id)))
-    return _as_meta(value)
+    found = await _aget_many([meta_key(session_id)])
+    return _as_meta(found.get(meta_key(session_id)))
 
 
 def _as_meta(value: Any) -> SessionMeta | None:
@@ -164,7 +187,7 @@ def read_all(
 async def aread_all(
     session_id: str, task_ids: list[str]
 ) -> tuple[SessionMeta | None, dict[str, TaskRecord]]:
-    found = await _acall(lambda: cache().aget_many(all_keys(session_id, task_ids)))
+    found = await _aget_many(all_keys(session_id, task_ids))
     return _split(session_id, task_ids, found)
 
 
@@ -338,7 +361,7 @@ def alive(tokens: list[str]) -> set[str]:
 
 
 async def aalive(tokens: list[str]) -> set[str]:
-    found = await _acall(lambda: cache().aget_many([alive_key(t) for t in tokens]))
+    found = await _aget_many([alive_key(t) for t in tokens])
     return {t for t in tokens if alive_key(t) in found}
 
 

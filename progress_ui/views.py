@@ -37,6 +37,7 @@ from . import rendering, sse
 from .follow import ajson_lines, follow_snapshots, json_lines
 from .hub import follow
 from .mixins import SessionLookupMixin
+from .request_threads import without_request_thread
 from .session import ProgressSession
 from .snapshot import SessionSnapshot
 from .sse import Render
@@ -86,7 +87,9 @@ class StreamView(SessionLookupMixin, View):
         session = self.get_progress_session()
         content: Iterator[str] | AsyncIterator[str]
         if is_asgi(request):
-            content = self.get_async_stream(session)
+            # Django keeps a thread per ASGI request until its response ends:
+            # a stream gives it back (see progress_ui.request_threads).
+            content = without_request_thread(self.get_async_stream(session))
         else:
             content = self.get_sync_stream(session)
         # GZipMiddleware would compress (and delay) the stream; it only compresses

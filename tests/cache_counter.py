@@ -16,6 +16,8 @@ class CacheCounter:
 
     def __init__(self, cache: Any, patch: Any = setattr) -> None:
         self.calls: dict[str, int] = {}
+        #: The key (or keys) of every top-level write, in order.
+        self.written: list[Any] = []
         self.depth = 0
         for name in WRITES + READS:
             patch(cache, name, self._wrap(name, getattr(cache, name)))
@@ -24,6 +26,8 @@ class CacheCounter:
         def wrapper(*args: Any, **kwargs: Any) -> Any:
             if self.depth == 0:
                 self.calls[name] = self.calls.get(name, 0) + 1
+                if name in WRITES and args:
+                    self.written.append(args[0])
             self.depth += 1
             try:
                 return original(*args, **kwargs)

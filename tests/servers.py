@@ -31,6 +31,9 @@ START_TIMEOUT = 60.0
 #: Threads of the gunicorn gthread worker: each open stream holds one.
 WSGI_THREADS = 32
 KINDS = ("wsgi", "asgi")
+#: Base URL -> PID of the server process serving it (uvicorn's only process,
+#: gunicorn's arbiter), while it runs.
+PIDS: dict[str, int] = {}
 
 
 class ServerError(RuntimeError):
@@ -181,13 +184,16 @@ def run_server(
                         f"{_stderr_tail(stderr_path)}"
                     )
                 time.sleep(0.1)
+            url = f"http://127.0.0.1:{port}"
+            PIDS[url] = proc.pid
             try:
-                yield f"http://127.0.0.1:{port}"
+                yield url
             except BaseException:
                 # Whatever failed in the test, show what the server said.
                 sys.stderr.write(f"--- {kind} server stderr ---\n{_stderr_tail(stderr_path)}\n")
                 raise
         finally:
+            PIDS.pop(f"http://127.0.0.1:{port}", None)
             _stop(proc)
 
 

@@ -12,7 +12,6 @@ from typing import Any
 import pytest
 from asgiref.sync import sync_to_async
 from django.conf import settings
-from django.core.cache import caches
 from django.test import override_settings
 
 from progress_ui import ProgressSession, sse
@@ -36,16 +35,18 @@ def hub_backend(request: pytest.FixtureRequest) -> Iterator[str]:
 
 @pytest.fixture
 def reads(hub_backend: str, monkeypatch: pytest.MonkeyPatch) -> list[float]:
-    """Times of every snapshot read (``aget_many``) on the progress cache."""
+    """Times of every async snapshot read of the progress cache (``store.aread_all``:
+    Django's ``aget_many``, or on Redis a native async MGET)."""
+    from progress_ui import store
+
     calls: list[float] = []
-    cls = type(caches[hub_backend])
-    original = cls.aget_many
+    original = store.aread_all
 
-    async def counting(self: Any, keys: Any, version: Any = None) -> Any:
+    async def counting(*args: Any, **kwargs: Any) -> Any:
         calls.append(time.monotonic())
-        return await original(self, keys, version=version)
+        return await original(*args, **kwargs)
 
-    monkeypatch.setattr(cls, "aget_many", counting)
+    monkeypatch.setattr(store, "aread_all", counting)
     return calls
 
 

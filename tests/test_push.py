@@ -54,16 +54,18 @@ def redis_alias() -> Iterator[str]:
 
 @pytest.fixture
 def reads(monkeypatch: pytest.MonkeyPatch) -> list[float]:
-    """Times of every snapshot read (``aget_many``) on a Redis cache."""
+    """Times of every async snapshot read of the progress cache (``store.aread_all``:
+    Django's ``aget_many``, or on Redis a native async MGET)."""
+    from progress_ui import store
+
     calls: list[float] = []
-    cls = type(caches["redis"])
-    original = cls.aget_many
+    original = store.aread_all
 
-    async def counting(self: Any, keys: Any, version: Any = None) -> Any:
+    async def counting(*args: Any, **kwargs: Any) -> Any:
         calls.append(time.monotonic())
-        return await original(self, keys, version=version)
+        return await original(*args, **kwargs)
 
-    monkeypatch.setattr(cls, "aget_many", counting)
+    monkeypatch.setattr(store, "aread_all", counting)
     return calls
 
 
