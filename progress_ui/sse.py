@@ -52,15 +52,28 @@ def format_message(
 ) -> str:
     """One SSE message: ``event:`` (if named), ``id:``, ``retry:`` (if given), one
     ``data:`` line per payload line, and the blank line that dispatches it."""
-    lines = []
+    head = f"id: {int(event_id)}\n"
     if event is not None:
         _check_field(event)
-        lines.append(f"event: {event}")
-    lines.append(f"id: {int(event_id)}")
+        head = f"event: {event}\n{head}"
     if retry is not None:
-        lines.append(f"retry: {int(retry)}")
-    lines.extend(f"data: {line}" for line in data_lines(payload))
-    return "\n".join(lines) + "\n\n"
+        head += f"retry: {int(retry)}\n"
+    return head + _data_block(payload)
+
+
+#: The last payload formatted, and its ``data:`` lines: every viewer of a change
+#: is sent the same payload object, so it is split and prefixed once.
+_last_block: tuple[str, str] = ("", "data: \n\n")
+
+
+def _data_block(payload: str) -> str:
+    global _last_block
+    last = _last_block
+    if last[0] is payload:
+        return last[1]
+    block = "".join(f"data: {line}\n" for line in data_lines(payload)) + "\n"
+    _last_block = (payload, block)
+    return block
 
 
 def _check_field(value: str) -> None:

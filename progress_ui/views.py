@@ -85,7 +85,7 @@ class StreamView(SessionLookupMixin, View):
 
     def get(self, request: HttpRequest, *args: Any, **kwargs: Any) -> StreamingHttpResponse:
         session = self.get_progress_session()
-        content: Iterator[str] | AsyncIterator[str]
+        content: Iterator[str] | AsyncIterator[bytes]
         if is_asgi(request):
             # Django keeps a thread per ASGI request until its response ends:
             # a stream gives it back (see progress_ui.request_threads).
