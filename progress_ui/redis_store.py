@@ -60,6 +60,7 @@ class RedisStore:
         self._cache = cache
         self._client_wrapper: Any = cache._cache
         self._script: Any = None
+        self._sync_client: Any = None
         #: redis.asyncio clients by event loop (their connections belong to one).
         self._async_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Any] = (
             weakref.WeakKeyDictionary()
@@ -76,7 +77,11 @@ class RedisStore:
         return self._client_wrapper._serializer.loads(data)
 
     def _client(self) -> Any:
-        return self._client_wrapper.get_client(write=True)
+        # Django makes a new redis.Redis per call (over its pooled connections),
+        # which costs more than the round trip: one is enough (it is thread-safe).
+        if self._sync_client is None:
+            self._sync_client = self._client_wrapper.get_client(write=True)
+        return self._sync_client
 
     @property
     def url(self) -> str:
@@ -89,6 +94,11 @@ class RedisStore:
     def get_raw(self, keys: list[str]) -> list[bytes | None]:
         """The serialized values of ``keys`` (already made with :meth:`key`)."""
         return list(self._client().mget(keys))
+
+    def get_many(self, keys: list[str]) -> dict[str, Any]:
+        """``cache.get_many(keys)`` (keys not yet made) over this object's client."""
+        values = self.get_raw([self.key(k) for k in keys])
+        return {k: self.loads(v) for k, v in zip(keys, values, strict=True) if v is not None}
 
     async def aget_many(self, keys: list[str]) -> dict[str, Any]:
         """``cache.get_many(keys)`` (keys not yet made), natively async: Django's

@@ -146,8 +146,14 @@ def create(session_id: str, meta: SessionMeta, records: dict[str, TaskRecord], t
 
 
 def load_meta(session_id: str) -> SessionMeta | None:
-    value = _call(lambda: cache().get(meta_key(session_id)))
-    return _as_meta(value)
+    return _as_meta(_get_many([meta_key(session_id)]).get(meta_key(session_id)))
+
+
+def _get_many(keys: list[str]) -> dict[str, Any]:
+    rs = _redis()
+    if rs is not None:
+        return _call(lambda: rs.get_many(keys))
+    return _call(lambda: cache().get_many(keys))
 
 
 async def _aget_many(keys: list[str]) -> dict[str, Any]:
@@ -180,7 +186,7 @@ def read_all(
     session_id: str, task_ids: list[str]
 ) -> tuple[SessionMeta | None, dict[str, TaskRecord]]:
     """The session description and every task record, in one round trip."""
-    found = _call(lambda: cache().get_many(all_keys(session_id, task_ids)))
+    found = _get_many(all_keys(session_id, task_ids))
     return _split(session_id, task_ids, found)
 
 
@@ -194,7 +200,7 @@ async def aread_all(
 def read_task(session_id: str, task_id: str) -> TaskRecord | None:
     """The task's record as readers see it: how it ended, else its progress."""
     keys = [task_key(session_id, task_id), end_key(session_id, task_id)]
-    found = _call(lambda: cache().get_many(keys))
+    found = _get_many(keys)
     return _effective(session_id, task_id, found)
 
 
@@ -356,7 +362,7 @@ def mark_alive(token: str, ttl: float) -> None:
 
 def alive(tokens: list[str]) -> set[str]:
     """Those of ``tokens`` whose process said it lives recently (one round trip)."""
-    found = _call(lambda: cache().get_many([alive_key(t) for t in tokens]))
+    found = _get_many([alive_key(t) for t in tokens])
     return {t for t in tokens if alive_key(t) in found}
 
 

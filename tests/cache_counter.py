@@ -36,6 +36,10 @@ class CacheCounter:
 
         return wrapper
 
+    def reset(self) -> None:
+        self.calls.clear()
+        self.written.clear()
+
     @property
     def writes(self) -> int:
         return sum(self.calls.get(n, 0) for n in WRITES)

@@ -479,6 +479,8 @@ def test_running_task_without_news_writes_nothing(
 
 
 def test_snapshot_is_one_round_trip(backend: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    if backend == "redis":
+        pytest.skip("Redis reads bypass Django's cache object: see test_redis_snapshot_is_one_mget")
     session = ProgressSession.create({f"t{i}": "T" for i in range(10)})
     counter = counting(monkeypatch, backend)
     session.to_dict()
