@@ -100,8 +100,14 @@ class ChangeFeed:
             try:
                 if not self._watchers:
                     return
-                await pubsub.subscribe(*self._watchers)
+                first = list(self._watchers)
+                await pubsub.subscribe(*first)  # connects
+                # From here on watch() subscribes new channels itself; those that
+                # came while connecting are subscribed now (no await in between).
                 self._pubsub = pubsub
+                late = [c for c in self._watchers if c not in first]
+                if late:
+                    await pubsub.subscribe(*late)
                 while True:
                     message = await pubsub.get_message(timeout=None)
                     if message is not None:

@@ -238,3 +238,26 @@ async def test_viewers_share_one_rendering_of_each_change_and_get_changes_alone(
             ]
     for viewer in viewers:
         viewer.task.cancel()
+
+
+async def test_sessions_followed_while_the_feed_connects_are_pushed_too(redis_alias: str) -> None:
+    # Several pollers start at once: all but the first ask while the feed's
+    # connection is still being made, and must be subscribed all the same.
+    sessions = [await sync_to_async(ProgressSession.create)({"a": "A"}) for _ in range(8)]
+    for session in sessions:
+        await sync_to_async(session.update)("a", percent=5)
+    viewers = [Viewer(asse_stream(sessions[0], poll_interval=NO_POLL, render=render))]
+    for _ in range(4):  # the feed starts connecting
+        await asyncio.sleep(0)
+    viewers += [Viewer(asse_stream(s, poll_interval=NO_POLL, render=render)) for s in sessions[1:]]
+    await until(lambda: all(v.saw("running 5") for v in viewers))
+    for session in sessions:
+        channel = get_hub().channel(session.session_id)
+        assert channel is not None and channel.feed is not None and channel.push_channel
+        feed, name = channel.feed, channel.push_channel
+        await until(lambda feed=feed, name=name: feed.watching(name), timeout=5)
+    for session in sessions:
+        await sync_to_async(session.update)("a", percent=60)
+    await until(lambda: all(v.saw("running 60") for v in viewers), timeout=5)
+    for viewer in viewers:
+        viewer.task.cancel()
