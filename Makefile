@@ -10,7 +10,7 @@ CHROMIUM_PATH ?= /usr/bin/chromium
 export CHROMIUM_PATH
 PYTEST_ARGS ?=
 
-.PHONY: help demo test test-main test-django52 test-py313 lint format chromium bench vendor clean
+.PHONY: help demo test test-main test-django52 test-py313 lint format chromium bench bench-fanout vendor clean
 
 help:
 	@echo "make demo   - set up and serve the demo on http://127.0.0.1:8000"
@@ -80,6 +80,10 @@ format: $(VENV)/.installed
 
 bench: $(VENV)/.installed
 	$(VENV)/bin/python bench/run.py
+
+# The fan-out table alone (a few minutes): viewers per server process.
+bench-fanout: $(VENV)/.installed
+	$(VENV)/bin/python bench/fanout.py
 
 clean:
 	rm -rf $(VENV) $(VENV52) $(VENV313) .test-cache .test-db.sqlite3 dist build test-output

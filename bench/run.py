@@ -8,6 +8,16 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 
-for script in ("engine.py", "streaming_reads.py", "streaming_latency.py", "workers.py", "eta.py"):
+SCRIPTS = (
+    "engine.py",
+    "writes.py",
+    "streaming_reads.py",
+    "streaming_latency.py",
+    "fanout.py",
+    "workers.py",
+    "eta.py",
+)
+
+for script in SCRIPTS:
     print(f"\n## {script}\n", flush=True)
     subprocess.run([sys.executable, str(HERE / script)], check=True)
