@@ -104,6 +104,12 @@ def quick_job(session: ProgressSession) -> None:
             pause(0.03 + random.random() * 0.01)
 
 
+def batch_job(session: ProgressSession) -> None:
+    """Counted items at a pace of its own (the demo starts eight at once)."""
+    for _ in session.iterate("items", range(60)):
+        pause(0.05 + random.random() * 0.03)
+
+
 @dataclass(frozen=True)
 class Job:
     title: str
@@ -164,6 +170,13 @@ JOBS: dict[str, Job] = {
         quick_job,
         listed=False,
     ),
+    "batch": Job(
+        "Batch",
+        "Sixty items at a pace of its own.",
+        {"items": "Process items"},
+        batch_job,
+        listed=False,
+    ),
     "xss": Job(
         "Escaping check",
         "A task whose name is HTML: it must show as text.",
@@ -175,3 +188,6 @@ JOBS: dict[str, Job] = {
 
 #: What the "Run all at once" button starts.
 ALL_AT_ONCE = ("import", "fetch", "fail")
+#: How many batches the "one connection" button starts: more than the 6
+#: connections per origin a browser opens over HTTP/1.1.
+GROUP_SIZE = 8

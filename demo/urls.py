@@ -7,6 +7,7 @@ from . import views
 urlpatterns: list[URLPattern | URLResolver] = [
     path("", views.IndexView.as_view(), name="index"),
     path("start/all/", views.StartAllView.as_view(), name="start-all"),
+    path("start/group/", views.StartGroupView.as_view(), name="start-group"),
     path("start/<slug:job>/", views.StartJobView.as_view(), name="start"),
     path("session/<str:session_id>/", views.SessionPageView.as_view(), name="session"),
     path("progress/", include("progress_ui.urls")),

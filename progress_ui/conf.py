@@ -60,8 +60,22 @@ class ProgressSettings:
     HEARTBEAT_INTERVAL: float = 15.0
     #: Longest a single stream stays open (seconds); clients reconnect after.
     MAX_STREAM_DURATION: float = 3600.0
+    #: Open streams (SSE and NDJSON) per process. One more is answered ``503``
+    #: with ``Retry-After``, and ``progress_ui.js`` polls that component instead.
+    #: None: 8 under WSGI, where every open stream holds a server thread (keep it
+    #: well below gunicorn's ``--threads``, half or less, so pages find a thread),
+    #: and 10,000 under ASGI, where a stream holds no thread.
+    MAX_STREAMS: int | None = None
+    #: Under WSGI, seconds a stream stays open (at most ``MAX_STREAM_DURATION``):
+    #: then it tells the component to poll instead (``event: progress-poll``,
+    #: then ``done``), so a long job does not keep a server thread for an hour.
+    WSGI_MAX_STREAM_DURATION: float = 60.0
     #: ``retry:`` hint (milliseconds) sent on the first SSE message.
     SSE_RETRY_MS: int = 2000
+    #: Most sessions one group stream (``progress_ui:group_sse``) follows: a page
+    #: shows several sessions over one connection. More ids are answered 400; a
+    #: group rendered with more live sessions gives the rest their own connection.
+    MAX_GROUP_SESSIONS: int = 20
     #: htmx major version the template tags and components emit markup for.
     HTMX_VERSION: int = 2
     #: Dotted path of ``has_progress_permission(request, session) -> bool``.

@@ -24,6 +24,8 @@ import weakref
 from collections.abc import AsyncIterable, AsyncIterator, Callable
 from typing import TYPE_CHECKING
 
+from django.utils.translation import get_language
+
 from . import store
 from .conf import current as current_settings
 from .follow import FollowRule, afollow_snapshots
@@ -72,7 +74,7 @@ class _Channel:
         self.reads = 0
         #: Renderings of ``_memo_of`` by (function, id of the previous snapshot).
         self._memo_of: SessionSnapshot | None = None
-        self._memo: dict[tuple[object, int], tuple[SessionSnapshot | None, str]] = {}
+        self._memo: dict[tuple[object, int, str | None], tuple[SessionSnapshot | None, str]] = {}
         #: Set by the change feed when the session changed (and by the idle timer).
         self._wake = asyncio.Event()
         self.feed = hub.feed_for()
@@ -165,7 +167,8 @@ class _Channel:
         keep up were all sent the snapshot published before)."""
         if self._memo_of is not snapshot:
             self._memo_of, self._memo = snapshot, {}
-        key = (fn, id(previous))
+        # Viewers of one session may read different languages.
+        key = (fn, id(previous), get_language())
         found = self._memo.get(key)
         if found is not None and found[0] is previous:
             return found[1]

@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -29,6 +30,8 @@ Wake = Callable[[], None]
 
 #: Seconds between two attempts to reconnect (doubling up to the maximum).
 _FIRST_RETRY, _MAX_RETRY = 0.1, 5.0
+#: Seconds between pings of an idle feed, and of silence after which it is lost.
+_PING_EVERY, _SILENCE = 1.0, 3.0
 
 
 class ChangeFeed:
@@ -101,18 +104,16 @@ class ChangeFeed:
                 if not self._watchers:
                     return
                 first = list(self._watchers)
-                await pubsub.subscribe(*first)  # connects
+                async with asyncio.timeout(_SILENCE):
+                    await pubsub.subscribe(*first)  # connects
                 # From here on watch() subscribes new channels itself; those that
                 # came while connecting are subscribed now (no await in between).
                 self._pubsub = pubsub
+                delay = _FIRST_RETRY
                 late = [c for c in self._watchers if c not in first]
                 if late:
                     await pubsub.subscribe(*late)
-                while True:
-                    message = await pubsub.get_message(timeout=None)
-                    if message is not None:
-                        self._dispatch(message)
-                        delay = _FIRST_RETRY
+                await self._listen(pubsub)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
@@ -131,6 +132,35 @@ class ChangeFeed:
                 await _quietly(client.aclose())
             await asyncio.sleep(delay)
             delay = min(delay * 2, _MAX_RETRY)
+
+    async def _listen(self, pubsub: Any) -> None:
+        """Dispatch what Redis sends until the connection fails, or Redis stops
+        answering: a partitioned or frozen server closes nothing, so the feed
+        pings it every ``_PING_EVERY`` seconds and gives up after ``_SILENCE``
+        without a word (then the pollers poll, and find out for themselves)."""
+        heard = time.monotonic()
+
+        async def read() -> None:
+            nonlocal heard
+            while True:
+                message = await pubsub.get_message(timeout=None)
+                heard = time.monotonic()
+                if message is not None:
+                    self._dispatch(message)
+
+        reader = asyncio.get_running_loop().create_task(read())
+        try:
+            while True:
+                done, _ = await asyncio.wait({reader}, timeout=_PING_EVERY)
+                if reader in done:
+                    reader.result()  # raises what ended it
+                    return
+                if time.monotonic() - heard > _SILENCE:
+                    raise ConnectionError(f"Redis did not answer for {_SILENCE:.0f} s")
+                async with asyncio.timeout(_PING_EVERY):
+                    await pubsub.ping()  # the pong arrives through read()
+        finally:
+            reader.cancel()
 
     def _dispatch(self, message: dict[str, Any]) -> None:
         channel = message["channel"]

@@ -13,12 +13,14 @@ autoescaping; nothing here marks it safe.
 
 from __future__ import annotations
 
-from dataclasses import replace
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from django.core.exceptions import ImproperlyConfigured
 from django.template.loader import render_to_string
 from django.urls import NoReverseMatch, reverse
+from django.utils.http import urlencode
 from django.utils.safestring import SafeString
 
 from . import region_html
@@ -41,7 +43,7 @@ from .display import (
     timing_text,
 )
 from .session import ProgressSession
-from .snapshot import SessionSnapshot
+from .snapshot import SessionSnapshot, is_settled
 from .sse import DONE_EVENT
 from .status import ReportedStatus
 
@@ -55,15 +57,19 @@ __all__ = [
     "TASK_REGION_PREFIX",
     "BarDisplay",
     "SessionDisplay",
+    "SessionGroup",
     "count_text",
     "duration_text",
+    "group_url",
     "htmx_version",
     "make_bar",
     "region_id",
     "render_bar",
+    "render_group",
     "render_partials",
     "render_session",
     "session_display",
+    "session_group",
     "share_text",
     "snapshot_of",
     "status_label",
@@ -157,7 +163,9 @@ def render_session(
     While the session runs, the component also names its polling URL
     (``data-progress-poll``): ``progress_ui.js`` switches to it when the SSE
     connection keeps failing. ``transport="poll"`` renders that polled form,
-    without an SSE connection.
+    without an SSE connection; ``transport="group"`` renders it without a
+    connection too, for a component inside a group that shares one
+    (:func:`render_group`).
 
     ``refresh_url`` is where a no-JS browser reloads the state; by default the
     current page for a GET request, else the HTML fragment endpoint.
@@ -180,7 +188,7 @@ def render_session(
         "done_event": DONE_EVENT,
     }
     if not display.finished:
-        if transport != "poll":
+        if transport not in ("poll", "group"):
             context["sse_url"] = progress_url("sse", display.session_id)
         context["poll_url"] = progress_url("fragment", display.session_id) + "?transport=poll"
         if cancellable:
@@ -222,3 +230,95 @@ def render_bar(
         total=total,
     )
     return SafeString(_render("progress_ui/bar.html", {"bar": bar}).strip())
+
+
+# -- several sessions over one connection -------------------------------------------
+
+#: One entry of a group: a session (or its snapshot), or a ``(title, session)`` pair.
+GroupItem = ProgressSession | SessionSnapshot | tuple[str, ProgressSession | SessionSnapshot]
+
+
+def group_url(session_ids: Iterable[str]) -> str:
+    """The URL of one SSE stream for all of ``session_ids`` (``progress_ui:group_sse``)."""
+    try:
+        base = reverse("progress_ui:group_sse")
+    except NoReverseMatch as exc:
+        raise ImproperlyConfigured(
+            "Cannot reverse 'progress_ui:group_sse': add "
+            "path('progress/', include('progress_ui.urls')) to your URLconf."
+        ) from exc
+    return base + "?" + urlencode([("session", session_id) for session_id in session_ids])
+
+
+@dataclass(frozen=True)
+class SessionGroup:
+    """Sessions shown together on a page, each read once. ``streamed`` holds the
+    ids of the running ones that share the group's connection: at most
+    ``MAX_GROUP_SESSIONS`` (a running session beyond them keeps a connection of
+    its own, rather than breaking the page)."""
+
+    items: tuple[tuple[str, SessionSnapshot], ...]
+    streamed: tuple[str, ...]
+
+    @property
+    def url(self) -> str:
+        """The group's stream; "" when no session runs (nothing to connect to)."""
+        return group_url(self.streamed) if self.streamed else ""
+
+
+def session_group(sessions: Iterable[GroupItem]) -> SessionGroup:
+    """Read ``sessions`` (each a session, a snapshot or a ``(title, session)`` pair)
+    into a :class:`SessionGroup`."""
+    items: list[tuple[str, SessionSnapshot]] = []
+    for item in sessions:
+        title, session = item if isinstance(item, tuple) else ("", item)
+        items.append((str(title), snapshot_of(session)))
+    running = (snapshot["session_id"] for _, snapshot in items if not is_settled(snapshot))
+    streamed = tuple(dict.fromkeys(running))[: current_settings().MAX_GROUP_SESSIONS]
+    return SessionGroup(tuple(items), streamed)
+
+
+def render_group(
+    sessions: SessionGroup | Iterable[GroupItem],
+    *,
+    request: HttpRequest | None = None,
+    htmx: int | str | None = None,
+    cancellable: bool = False,
+    content: SafeString | None = None,
+) -> SafeString:
+    """Several sessions over one SSE connection: one element (``.pui-group``) that
+    connects once for all the running sessions (htmx 2 or 4 markup, as
+    :func:`render_session`; ``hx-swap="none"``, since every message is made of
+    ``<hx-partial>`` regions with globally unique ids) and holds each session's
+    component rendered with ``transport="group"`` (no connection of its own).
+
+    ``content`` replaces those components with markup of the caller's (the
+    ``{% progress_group %}`` block tag passes what its body rendered); the
+    components of ``group.streamed`` in it must be rendered with
+    ``transport="group"``. When the connection fails, ``progress_ui.js`` turns
+    the components in the element to polling, one by one. No sessions and no
+    ``content`` render nothing."""
+    group = sessions if isinstance(sessions, SessionGroup) else session_group(sessions)
+    if content is None and not group.items:
+        return SafeString("")  # nothing to show (yet)
+    if content is None:
+        content = SafeString(
+            "\n".join(
+                render_session(
+                    snapshot,
+                    request=request,
+                    title=title,
+                    htmx=htmx,
+                    cancellable=cancellable,
+                    transport="group" if snapshot["session_id"] in group.streamed else "sse",
+                )
+                for title, snapshot in group.items
+            )
+        )
+    context = {
+        "sse_url": group.url,
+        "htmx_version": htmx_version(htmx),
+        "done_event": DONE_EVENT,
+        "content": content,
+    }
+    return SafeString(_render("progress_ui/group.html", context, request).strip())

@@ -47,3 +47,18 @@ def unavailable_response() -> HttpResponse:
     response["Retry-After"] = "2"
     make_private(response)
     return response
+
+
+BUSY_TEXT = "Too many live progress streams on this server right now: poll instead."
+
+
+def too_many_streams(retry_after: int) -> HttpResponse:
+    """503 for a stream beyond the process's cap (``progress_ui.stream_limits``):
+    ``progress_ui.js`` polls the component instead; other clients may come back
+    after ``Retry-After`` seconds. Not logged by Django (as an error, with the
+    session id in the path): ``stream_limits`` warns once a minute instead."""
+    response = HttpResponse(BUSY_TEXT, status=503, content_type="text/plain; charset=utf-8")
+    response["Retry-After"] = str(int(retry_after))
+    make_private(response)
+    response._has_been_logged = True  # type: ignore[attr-defined]
+    return response

@@ -13,7 +13,9 @@ The stream ends with ``event: done`` / ``data: done`` once the session has finis
 or vanished (after its final state was sent as a normal message), so ``sse-close`` /
 ``hx-sse:close`` can close it and the browser does not reconnect. A stream that
 reaches ``MAX_STREAM_DURATION`` ends without ``done``: the browser reconnects with
-``Last-Event-ID`` and gets the current state at once. If the stream fails, the
+``Last-Event-ID`` and gets the current state at once. A sync (WSGI) stream, which
+holds a server thread, ends at its shorter limit with ``event: progress-poll``, then
+``done``: ``progress_ui.js`` polls the component from then on. If the stream fails, the
 error is logged and the client gets ``event: progress-error`` with a safe message,
 then ``done``. (Not ``event: error``: EventSource would hand that to ``onerror``,
 which htmx treats as a broken connection.)
@@ -32,6 +34,9 @@ CONTENT_TYPE = "text/event-stream; charset=utf-8"
 HEARTBEAT = ": ping\n\n"
 DONE_EVENT = "done"
 ERROR_EVENT = "progress-error"
+#: "Poll instead of streaming": a named event (htmx 4 dispatches it on the
+#: element, htmx 2 on its EventSource; neither swaps it).
+POLL_EVENT = "progress-poll"
 #: Longest ``Last-Event-ID`` we parse (an int64 has 19 digits); longer is garbage.
 _MAX_ID_DIGITS = 19
 
@@ -91,6 +96,25 @@ def format_error(message: str, *, event_id: int, retry: int | None = None) -> st
     """A named ``progress-error`` event carrying ``message`` (which must be safe
     to show: never an exception's text)."""
     return format_message(message, event_id=event_id, retry=retry, event=ERROR_EVENT)
+
+
+def format_poll(*, event_id: int) -> str:
+    """``event: progress-poll``: the stream ends before the session has, and the
+    client should poll from now on (send :func:`format_done` after it, so that
+    browsers without ``progress_ui.js`` do not reconnect either)."""
+    return format_message("poll", event_id=event_id, event=POLL_EVENT)
+
+
+def message_head(message: str) -> tuple[str | None, int | None]:
+    """The ``event:`` name and ``id:`` of a message formatted here (None for a
+    field it does not have, e.g. both for a heartbeat)."""
+    event: str | None = None
+    for line in message.split("\n", 2)[:2]:
+        if line.startswith("event: "):
+            event = line[len("event: ") :]
+        elif line.startswith("id: "):
+            return event, parse_last_event_id(line[len("id: ") :])
+    return event, None
 
 
 def parse_last_event_id(value: str | None) -> int | None:

@@ -1,22 +1,28 @@
 """The SSE streams of a session: followed snapshots, rendered and formatted.
 
-The sync stream (WSGI, one thread per stream anyway) polls the cache for its
-own viewer; the async one (ASGI) follows the session through the event loop's
-shared poller (``progress_ui.hub``) by default. Both end with ``done`` once the
-session has settled (see ``progress_ui.sse`` for the wire format). A failure is
-logged and ends the stream with a safe ``progress-error`` event, then ``done``;
-but a cache that cannot be reached (``store.CacheUnavailable``) may come back,
-so then the stream just ends and the browser reconnects after ``retry:``.
+Both follow the session through a hub (``progress_ui.hub``) by default: the
+async one (ASGI) through its event loop's, the sync one (WSGI) through the hub of
+the process's background loop (``progress_ui.hub_thread``), so all viewers of a
+session in a process share one poller and one rendering per change. Both end
+with ``done`` once the session has settled (see ``progress_ui.sse`` for the wire
+format). A failure is logged and ends the stream with a safe ``progress-error``
+event, then ``done``; but a cache that cannot be reached
+(``store.CacheUnavailable``) may come back, so then the stream just ends and the
+browser reconnects after ``retry:``. Under WSGI a stream that reaches its
+maximum duration asks the page to poll instead (:func:`poll_after_max_duration`).
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Iterable, Iterator
 from contextlib import aclosing
 
+from . import sse
 from .follow import Followed, follow_snapshots
 from .hub import Subscription, follow
+from .hub_thread import iterate_in_loop
 from .rendering import render_partials
 from .session import ProgressSession
 from .snapshot import SessionSnapshot, is_settled
@@ -124,11 +130,51 @@ def sse_stream(
     poll_interval: float | None = None,
     max_duration: float | None = None,
     render: Render = default_render,
+    shared: bool = True,
 ) -> Iterator[str]:
-    """SSE messages for ``session``, polling the cache for this viewer alone."""
+    """SSE messages for ``session``, for a sync (WSGI) server. With ``shared=True``
+    (the default) the stream runs on this process's hub loop
+    (``progress_ui.hub_thread``): every sync viewer of the session shares one
+    poller and one rendering per change. ``shared=False`` polls the cache for
+    this viewer alone, in the calling thread."""
+    if shared:
+        return iterate_in_loop(
+            lambda: asse_stream(
+                session,
+                last_event_id=last_event_id,
+                poll_interval=poll_interval,
+                max_duration=max_duration,
+                render=render,
+            )
+        )
     formatter = SSEFormatter(render, last_event_id=last_event_id)
     items = follow_snapshots(session, poll_interval=poll_interval, max_duration=max_duration)
     return sse_messages(session.session_id, items, formatter)
+
+
+def poll_after_max_duration(messages: Iterator[str], max_duration: float) -> Iterator[str]:
+    """``messages``, then ``progress-poll`` and ``done`` if they stopped without
+    ``done`` because ``max_duration`` passed (not after a cache outage: such a
+    stream ends early, and its browser reconnects). For a WSGI server, where an
+    open stream holds a thread: rather than reconnect to a new stream forever,
+    ``progress_ui.js`` polls the component from then on."""
+    started = time.monotonic()
+    last_id: int | None = None
+    finished = False
+    try:
+        for message in messages:
+            event, event_id = sse.message_head(message)
+            finished = event == sse.DONE_EVENT
+            last_id = last_id if event_id is None else event_id
+            yield message
+    finally:
+        close = getattr(messages, "close", None)
+        if close is not None:
+            close()  # at once (the client may have gone): it leaves the hub
+    if not finished and time.monotonic() - started >= max_duration:
+        poll_id = sse.first_event_id(None if last_id is None else str(last_id))
+        yield sse.format_poll(event_id=poll_id)
+        yield sse.format_done(event_id=poll_id + 1)
 
 
 async def asse_stream(

@@ -5,6 +5,9 @@
 - ``progress_ui:json`` ``<id>/json/``: current snapshot as JSON (polling)
 - ``progress_ui:fragment`` ``<id>/html/``: the whole component as HTML (no-JS refresh)
 - ``progress_ui:cancel`` ``<id>/cancel/``: POST (CSRF-protected) cancels the session
+
+and ``progress_ui:group_sse`` ``events/?session=<id>&session=<id>``: one SSE stream
+for several sessions (a page showing many holds one connection).
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from . import views
 app_name = "progress_ui"
 
 urlpatterns = [
+    path("events/", views.GroupSSEView.as_view(), name="group_sse"),
     path("<str:session_id>/events/", views.SSEView.as_view(), name="sse"),
     path("<str:session_id>/stream/", views.NDJSONView.as_view(), name="ndjson"),
     path("<str:session_id>/json/", views.JSONView.as_view(), name="json"),

@@ -8,7 +8,11 @@ The streaming views are plain sync views that pick their generator by server:
 the sync one under WSGI, the async one under ASGI (Django buffers the whole
 response when the iterator does not match the server). Under ASGI all viewers of
 a session in one process share one poller (``progress_ui.hub``) and, unless
-``render_partials`` is overridden, one rendering per change.
+``render_partials`` is overridden, one rendering per change; under WSGI the same
+holds for the process's sync viewers, whose streams run on one background event
+loop (``progress_ui.hub_thread``). Beyond ``MAX_STREAMS`` open streams a process
+answers 503 (``progress_ui.stream_limits``), and a WSGI stream lasts at most
+``WSGI_MAX_STREAM_DURATION``: the component then polls instead.
 
 Customise by subclassing: attributes (``poll_interval``, ``max_duration``,
 ``session_url_kwarg``, ...) and the matching ``get_*()`` methods.
@@ -23,6 +27,7 @@ from django.core.handlers.asgi import ASGIRequest
 from django.http import (
     HttpRequest,
     HttpResponse,
+    HttpResponseBase,
     HttpResponseRedirect,
     JsonResponse,
     StreamingHttpResponse,
@@ -34,14 +39,21 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_protect
 
 from . import rendering, sse
+from .access import get_readable_session
+from .conf import current as current_settings
 from .follow import ajson_lines, follow_snapshots, json_lines
+from .group_streams import agroup_stream, group_stream
 from .hub import follow
+from .hub_thread import client_probe, iterate_in_loop, watching_client
 from .mixins import SessionLookupMixin
 from .request_threads import without_request_thread
+from .responses import too_many_streams
 from .session import ProgressSession
 from .snapshot import SessionSnapshot
 from .sse import Render
-from .sse_streams import asse_stream, default_render, sse_stream
+from .sse_streams import asse_stream, default_render, poll_after_max_duration, sse_stream
+from .stream_limits import RETRY_AFTER, HeldAsyncStream, HeldStream, take_slot
+from .validation import is_valid_session_id
 
 
 def is_asgi(request: HttpRequest) -> bool:
@@ -56,7 +68,8 @@ class StreamView(SessionLookupMixin, View):
     content_type = "text/plain; charset=utf-8"
     #: Seconds between cache reads (None: ``PROGRESS_UI["POLL_INTERVAL"]``).
     poll_interval: float | None = None
-    #: Longest a response stays open (None: ``PROGRESS_UI["MAX_STREAM_DURATION"]``).
+    #: Longest a response stays open (None: ``PROGRESS_UI["MAX_STREAM_DURATION"]``;
+    #: under WSGI at most ``WSGI_MAX_STREAM_DURATION``).
     max_duration: float | None = None
     #: Extra response headers. ``X-Accel-Buffering: no`` stops nginx buffering.
     stream_headers: dict[str, str] = {"X-Accel-Buffering": "no"}
@@ -83,15 +96,36 @@ class StreamView(SessionLookupMixin, View):
             f"{type(self).__name__} must define get_sync_stream() and get_async_stream()."
         )
 
-    def get(self, request: HttpRequest, *args: Any, **kwargs: Any) -> StreamingHttpResponse:
-        session = self.get_progress_session()
-        content: Iterator[str] | AsyncIterator[bytes]
-        if is_asgi(request):
-            # Django keeps a thread per ASGI request until its response ends:
-            # a stream gives it back (see progress_ui.request_threads).
-            content = without_request_thread(self.get_async_stream(session))
-        else:
-            content = self.get_sync_stream(session)
+    def get_sync_max_duration(self) -> float:
+        """Under WSGI: the shorter of ``get_max_duration()`` (or
+        ``MAX_STREAM_DURATION``) and ``WSGI_MAX_STREAM_DURATION``, since each
+        open stream holds a server thread."""
+        conf = current_settings()
+        limit = self.get_max_duration()
+        longest = conf.MAX_STREAM_DURATION if limit is None else limit
+        return min(longest, conf.WSGI_MAX_STREAM_DURATION)
+
+    def get(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
+        session = self.get_progress_session()  # 404 first: strangers learn nothing
+        asgi = is_asgi(request)
+        slot = take_slot(asgi=asgi)
+        if slot is None:
+            return too_many_streams(RETRY_AFTER)
+        content: HeldStream | HeldAsyncStream
+        try:
+            if asgi:
+                # Django keeps a thread per ASGI request until its response ends:
+                # a stream gives it back (see progress_ui.request_threads).
+                stream = without_request_thread(self.get_async_stream(session))
+                content = HeldAsyncStream(stream, slot)
+            else:
+                # Under gunicorn a stream also ends soon after its client leaves,
+                # not at its next write (progress_ui.hub_thread.watching_client).
+                with watching_client(client_probe(request.META)):
+                    content = HeldStream(self.get_sync_stream(session), slot)
+        except BaseException:
+            slot.release()
+            raise
         # GZipMiddleware would compress (and delay) the stream; it only compresses
         # for clients that accept gzip, so make this request not say so.
         request.META.pop("HTTP_ACCEPT_ENCODING", None)
@@ -112,7 +146,8 @@ class SSEView(StreamView):
     """
 
     content_type = sse.CONTENT_TYPE
-    #: Share one poller per session among this process's viewers (ASGI only).
+    #: Share one poller per session among this process's viewers (False: each
+    #: viewer reads the cache itself).
     shared_poller = True
 
     def get_last_event_id(self) -> str | None:
@@ -131,13 +166,17 @@ class SSEView(StreamView):
         return self.render_partials
 
     def get_sync_stream(self, session: ProgressSession) -> Iterator[str]:
-        return sse_stream(
+        limit = self.get_sync_max_duration()
+        stream = sse_stream(
             session,
             last_event_id=self.get_last_event_id(),
             poll_interval=self.get_poll_interval(),
-            max_duration=self.get_max_duration(),
+            max_duration=limit,
             render=self.get_render(),
+            shared=self.shared_poller,
         )
+        # Past its limit, the page polls instead of taking a thread again.
+        return poll_after_max_duration(stream, limit)
 
     def get_async_stream(self, session: ProgressSession) -> AsyncIterator[str]:
         return asse_stream(
@@ -159,10 +198,26 @@ class NDJSONView(StreamView):
     shared_poller = True
 
     def get_sync_stream(self, session: ProgressSession) -> Iterator[str]:
-        items = follow_snapshots(
-            session, poll_interval=self.get_poll_interval(), max_duration=self.get_max_duration()
-        )
-        return json_lines(session.session_id, items)
+        poll, limit = self.get_poll_interval(), self.get_sync_max_duration()
+        if not self.shared_poller:
+            items = follow_snapshots(session, poll_interval=poll, max_duration=limit)
+            return json_lines(session.session_id, items)
+
+        async def lines() -> AsyncIterator[str]:
+            # follow() needs the running loop: called on the hub loop, once
+            # iteration starts; aclosing leaves the hub as soon as this is closed.
+            items = follow(session, poll_interval=poll, max_duration=limit)
+            stream = ajson_lines(session.session_id, items)
+            try:
+                async for line in stream:
+                    yield line
+            finally:
+                aclose = getattr(stream, "aclose", None)
+                if aclose is not None:
+                    await aclose()
+
+        # On this process's hub loop: one poller per session for all sync viewers.
+        return iterate_in_loop(lines)
 
     def get_async_stream(self, session: ProgressSession) -> AsyncIterator[str]:
         poll, limit = self.get_poll_interval(), self.get_max_duration()
@@ -235,3 +290,77 @@ class CancelView(SessionLookupMixin, View):
         ):
             return HttpResponseRedirect(next_url)
         return JsonResponse(session.to_dict())
+
+
+class GroupSSEView(SSEView):
+    """One SSE stream for several sessions: ``events/?session=<id>&session=<id>``
+    (``progress_ui:group_sse``), so a page showing many sessions holds one
+    connection (browsers open at most 6 per origin over HTTP/1.1). Messages are
+    those of :class:`SSEView`, for whichever session changed; ``done`` comes once
+    every session has settled (``progress_ui.group_streams``).
+
+    No id, or more than ``MAX_GROUP_SESSIONS``, is a 400 (a mistake in the page,
+    not a question about any session). Each id is checked as the single-session
+    views check theirs: if any one is missing, expired, malformed or not this
+    visitor's, the whole request gets the same 404 as a missing id. A group holds
+    one place among the process's ``MAX_STREAMS``.
+    """
+
+    #: Query parameter naming the sessions (repeated).
+    session_query_param = "session"
+    #: Set by :meth:`get` before the stream opens.
+    progress_sessions: list[ProgressSession]
+
+    def get_session_ids(self) -> list[str]:
+        """The requested ids, in order, each once."""
+        return list(dict.fromkeys(self.request.GET.getlist(self.session_query_param)))
+
+    def get_max_sessions(self) -> int:
+        return current_settings().MAX_GROUP_SESSIONS
+
+    def get_progress_sessions(self, session_ids: list[str]) -> list[ProgressSession]:
+        """Every session if this request may read them all, else ``Http404``."""
+        # Malformed ids first: a group holding one is refused before any cache read.
+        ordered = sorted(session_ids, key=is_valid_session_id)
+        found = {sid: get_readable_session(self.request, sid) for sid in ordered}
+        return [found[sid] for sid in session_ids]
+
+    def get(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
+        session_ids, limit = self.get_session_ids(), self.get_max_sessions()
+        if not 1 <= len(session_ids) <= limit:
+            return HttpResponse(
+                f"Name 1 to {limit} progress sessions: ?{self.session_query_param}=<id>"
+                f"&{self.session_query_param}=<id>",
+                status=400,
+                content_type="text/plain; charset=utf-8",
+            )
+        self.progress_sessions = self.get_progress_sessions(session_ids)
+        return super().get(request, *args, **kwargs)
+
+    def get_progress_session(self) -> ProgressSession:
+        # StreamView.get asks for one session before opening the stream; the
+        # group's lookups were all done in get(), so this only hands it the first.
+        return self.progress_sessions[0]
+
+    def get_sync_stream(self, session: ProgressSession) -> Iterator[str]:
+        limit = self.get_sync_max_duration()
+        stream = group_stream(
+            self.progress_sessions,
+            last_event_id=self.get_last_event_id(),
+            poll_interval=self.get_poll_interval(),
+            max_duration=limit,
+            render=self.get_render(),
+            shared=self.shared_poller,
+        )
+        # Past its limit, the page polls instead of taking a thread again.
+        return poll_after_max_duration(stream, limit)
+
+    def get_async_stream(self, session: ProgressSession) -> AsyncIterator[str]:
+        return agroup_stream(
+            self.progress_sessions,
+            last_event_id=self.get_last_event_id(),
+            poll_interval=self.get_poll_interval(),
+            max_duration=self.get_max_duration(),
+            render=self.get_render(),
+            shared=self.shared_poller,
+        )

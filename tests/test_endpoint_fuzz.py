@@ -204,7 +204,10 @@ def csrf_headers(cookie: str = "") -> dict[str, str]:
 @pytest.fixture(scope="module", params=["wsgi", "asgi"])
 def server(request: pytest.FixtureRequest, django_db_setup: None) -> Iterator[str]:
     require_redis()
-    with run_server(request.param, env={"PROGRESS_TEST_CACHE": "redis"}) as base:
+    # Requests come faster than a server notices their clients leave: no cap on
+    # streams here (its 503 is tested in tests/test_stream_limits.py).
+    env = {"PROGRESS_TEST_CACHE": "redis", "PROGRESS_TEST_UI": '{"MAX_STREAMS": 10000}'}
+    with run_server(request.param, env=env) as base:
         yield base
 
 

@@ -1,5 +1,6 @@
 """``{% load progress_ui %}``: ``{% progress_scripts %}``, ``{% progress_css %}``,
-``{% progress_session session %}`` and ``{% progress_bar %}``.
+``{% progress_session session %}``, ``{% progress_group sessions %}...{% endprogress_group %}``
+and ``{% progress_bar %}``.
 
 Each tag is a thin wrapper over a plain function (here or in
 ``progress_ui.rendering``), so views and tests can call the same code.
@@ -11,11 +12,12 @@ from typing import Any
 
 from django import template
 from django.http import HttpRequest
+from django.template.base import FilterExpression, NodeList, Parser, Token, token_kwargs
 from django.templatetags.static import static
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString, mark_safe
 
-from ..rendering import htmx_version, render_bar, render_session
+from ..rendering import htmx_version, render_bar, render_group, render_session, session_group
 from ..status import ReportedStatus
 
 register = template.Library()
@@ -110,14 +112,83 @@ def progress_session(
     if session is None or session == "":
         return SafeString("")
     request = context.get("request")
+    # Inside {% progress_group %}: a session of the group shares its connection.
+    session_id = (
+        session.get("session_id")
+        if isinstance(session, dict)
+        else getattr(session, "session_id", None)
+    )
+    grouped = session_id in (context.get(GROUP_CONTEXT_KEY) or ())
     return render_session(
         session,
         request=request if isinstance(request, HttpRequest) else None,
         title=title,
         htmx=htmx,
         refresh_url=refresh_url or None,
-        cancellable=cancellable not in (False, None, "", "False", "false", "0"),
+        transport="group" if grouped else "sse",
+        cancellable=_true(cancellable),
     )
+
+
+def _true(value: Any) -> bool:
+    return value not in (False, None, "", "False", "false", "0")
+
+
+#: Context variable, inside {% progress_group %}: ids of the group's streamed sessions.
+GROUP_CONTEXT_KEY = "progress_ui_group_streamed"
+#: Keyword arguments {% progress_group %} accepts.
+GROUP_OPTIONS = ("htmx", "cancellable")
+
+
+class ProgressGroupNode(template.Node):
+    def __init__(
+        self, sessions: FilterExpression, options: dict[str, FilterExpression], body: NodeList
+    ) -> None:
+        self.sessions, self.options, self.body = sessions, options, body
+
+    def render(self, context: template.Context) -> str:
+        sessions = self.sessions.resolve(context)
+        options = {name: value.resolve(context) for name, value in self.options.items()}
+        request = context.get("request")
+        group = session_group(sessions or ())
+        with context.push({GROUP_CONTEXT_KEY: frozenset(group.streamed)}):
+            body = self.body.render(context)
+        return render_group(
+            group,
+            request=request if isinstance(request, HttpRequest) else None,
+            htmx=options.get("htmx") or None,
+            cancellable=_true(options.get("cancellable", False)),
+            # An empty body: every session's component, in order.
+            content=SafeString(body) if body.strip() else None,
+        )
+
+
+@register.tag("progress_group")
+def progress_group(parser: Parser, token: Token) -> ProgressGroupNode:
+    """``{% progress_group sessions [htmx=4] [cancellable=True] %}...{% endprogress_group %}``:
+    the sessions share one SSE connection (``rendering.render_group``). Each item
+    of ``sessions`` is a session, a snapshot or a ``(title, session)`` pair. An
+    empty body renders every session's component; otherwise the body lays them
+    out, and each ``{% progress_session %}`` of a group session in it renders
+    without a connection of its own."""
+    bits = token.split_contents()
+    usage = (
+        "Usage: {% progress_group sessions [htmx=2|4] [cancellable=True] %}"
+        "...{% endprogress_group %}"
+    )
+    if len(bits) < 2:
+        raise template.TemplateSyntaxError(f"{bits[0]} needs the sessions to show. {usage}")
+    sessions = parser.compile_filter(bits[1])
+    rest = bits[2:]
+    options = token_kwargs(rest, parser)
+    unknown = sorted(set(options) - set(GROUP_OPTIONS))
+    if rest or unknown:
+        raise template.TemplateSyntaxError(
+            f"{bits[0]} got unexpected arguments {(unknown or rest)!r}. {usage}"
+        )
+    body = parser.parse(("endprogress_group",))
+    parser.delete_first_token()
+    return ProgressGroupNode(sessions, options, body)
 
 
 @register.simple_tag

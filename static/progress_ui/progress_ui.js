@@ -10,10 +10,19 @@
  * ?transport=poll, named in data-progress-poll), fetched every INTERVAL ms until
  * the session has finished. Removing the element closes its SSE connection in
  * both htmx 2 (htmx-ext-sse) and htmx 4 (hx-sse).
+ * A server that cannot keep a stream open answers 503 (too many streams: the
+ * connection fails, as above) or ends it with a "progress-poll" event (a WSGI
+ * stream past WSGI_MAX_STREAM_DURATION): the component polls from then on.
  * A poll answered 404 (the session expired, or is not this visitor's) stops
  * polling and shows the expired text (data-progress-expired). The component's
  * "live updates are unavailable" notice is hidden here: without this script it
  * stays visible.
+ * Several components can share one connection: a group element
+ * (data-progress-group, rendered by {% progress_group %}) connects once, and its
+ * components have none of their own. Events of that connection fire on the
+ * group, so sectionsOf() maps them to every component in it; when the shared
+ * connection fails, the group element is replaced by a plain one holding the same
+ * components (which closes the connection) and each component polls on its own.
  */
 (function () {
   "use strict";
@@ -23,6 +32,24 @@
 
   function sectionOf(target) {
     return target && target.closest ? target.closest("[data-progress-poll]") : null;
+  }
+
+  function sectionsOf(target) {
+    // The live components an SSE event concerns: its own, or all of its group's.
+    var section = sectionOf(target);
+    if (section) return [section];
+    var group = target && target.closest ? target.closest("[data-progress-group]") : null;
+    return group ? Array.prototype.slice.call(group.querySelectorAll("[data-progress-poll]")) : [];
+  }
+
+  function ungroup(group) {
+    // Removing the element closes its connection (both htmx versions), as for a
+    // component's own; the components move, unchanged, into a plain element.
+    var plain = document.createElement(group.tagName);
+    plain.className = group.className;
+    while (group.firstChild) plain.appendChild(group.firstChild);
+    group.replaceWith(plain);
+    return plain;
   }
 
   function current(sessionId) {
@@ -70,6 +97,12 @@
 
   function fallBack(section) {
     if (!section || section.dataset.puiPolling) return;
+    var group = section.closest("[data-progress-group]");
+    if (group) {
+      // The shared connection is given up: every component of the group polls.
+      ungroup(group).querySelectorAll("[data-progress-poll]").forEach(fallBack);
+      return;
+    }
     section.dataset.puiPolling = "1";
     poll(section.getAttribute("data-progress-session"), section.getAttribute("data-progress-poll"));
   }
@@ -101,19 +134,20 @@
   }
 
   function onError(event) {
-    var section = sectionOf(event.target);
-    if (!section || section.dataset.puiPolling) return;
-    var failures = Number(section.dataset.puiFailures || 0) + 1;
-    section.dataset.puiFailures = String(failures);
-    if (section.dataset.puiReceived && failures < FAILURES) return;
-    fallBack(section);
+    sectionsOf(event.target).forEach(function (section) {
+      if (section.dataset.puiPolling) return;
+      var failures = Number(section.dataset.puiFailures || 0) + 1;
+      section.dataset.puiFailures = String(failures);
+      if (section.dataset.puiReceived && failures < FAILURES) return;
+      fallBack(section);
+    });
   }
 
   function onMessage(event) {
-    var section = sectionOf(event.target);
-    if (!section) return;
-    section.dataset.puiReceived = "1";
-    section.dataset.puiFailures = "0";
+    sectionsOf(event.target).forEach(function (section) {
+      section.dataset.puiReceived = "1";
+      section.dataset.puiFailures = "0";
+    });
   }
 
   document.addEventListener("htmx:sseError", onError); // htmx 2
@@ -121,6 +155,19 @@
   document.addEventListener("htmx:error", onError); // htmx 4: the first connection failed
   document.addEventListener("htmx:sseMessage", onMessage);
   document.addEventListener("htmx:sse:after:message", onMessage);
+
+  // "progress-poll": a named event, which htmx 4 dispatches on the element and
+  // htmx 2 only to listeners on its EventSource (added when it opens).
+  document.addEventListener("progress-poll", function (event) {
+    sectionsOf(event.target).forEach(fallBack);
+  });
+  document.addEventListener("htmx:sseOpen", function (event) {
+    var source = event.detail && event.detail.source;
+    if (!source || source.puiPollListener) return; // reopened: listening already
+    source.puiPollListener = true;
+    var target = event.target;
+    source.addEventListener("progress-poll", function () { sectionsOf(target).forEach(fallBack); });
+  });
 
   function warnIfHtmxTwice() {
     // Two copies of htmx (say django-htmx's {% htmx_script %} and
