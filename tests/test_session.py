@@ -487,59 +487,53 @@ def test_snapshot_is_one_round_trip(backend: str, monkeypatch: pytest.MonkeyPatc
     assert counter.calls == {"get_many": 1}
 
 
-def test_redis_snapshot_is_one_mget(monkeypatch: pytest.MonkeyPatch) -> None:
-    from tests.conftest import require_redis
-
-    require_redis()
+def redis_commands(action: Any, attempts: int = 5) -> list[dict[str, int]]:
+    """The Redis commands (INFO commandstats) run while ``action()`` ran, once per
+    attempt. Those counts are server-wide: another client of the same server (a
+    benchmark, a parallel run) adds its own, so callers accept the attempt that
+    matches; code that sends more commands fails every one."""
     import redis
     from django.conf import settings
 
+    client = redis.Redis.from_url(settings.REDIS_URL)
+
+    def calls() -> dict[str, int]:
+        return {k: v["calls"] for k, v in client.info("commandstats").items()}
+
+    found = []
+    for _ in range(attempts):
+        before = calls()
+        action()
+        after = calls()
+        changed = {k: n - before.get(k, 0) for k, n in after.items() if n != before.get(k, 0)}
+        changed.pop("cmdstat_info", None)  # INFO itself
+        found.append(changed)
+    return found
+
+
+def test_redis_snapshot_is_one_mget() -> None:
+    from tests.conftest import require_redis
+
+    require_redis()
     with override_settings(PROGRESS_UI={"CACHE_ALIAS": "redis"}):
         session = ProgressSession.create({f"t{i}": "T" for i in range(10)})
-        client = redis.Redis.from_url(settings.REDIS_URL)
-
-        def calls() -> dict[str, int]:
-            stats = client.info("commandstats")
-            return {k: v["calls"] for k, v in stats.items()}
-
-        before = calls()
-        session.to_dict()
-        after = calls()
-    # INFO itself is the only other command counted between the two readings
-    changed = {k: after[k] - before.get(k, 0) for k in after if after[k] != before.get(k, 0)}
-    changed.pop("cmdstat_info", None)
-    assert changed == {"cmdstat_mget": 1}
+        seen = redis_commands(session.to_dict)
+    assert {"cmdstat_mget": 1} in seen, seen
 
 
 def test_redis_update_is_one_round_trip() -> None:
     from tests.conftest import require_redis
 
     require_redis()
-    import redis
-    from django.conf import settings
-
     with override_settings(PROGRESS_UI={"CACHE_ALIAS": "redis"}):
         session = ProgressSession.create({f"t{i}": "T" for i in range(10)})
         session.update("t3", percent=10)  # the first write of this object reads first
-        client = redis.Redis.from_url(settings.REDIS_URL)
-
-        def calls() -> dict[str, int]:
-            stats = client.info("commandstats")
-            return {k: v["calls"] for k, v in stats.items()}
-
-        before = calls()
-        session.update("t3", current=5, total=10, message="halfway")
-        after = calls()
-    changed = {k: after[k] - before.get(k, 0) for k in after if after[k] != before.get(k, 0)}
-    changed.pop("cmdstat_info", None)
+        steps = iter(range(1, 100))
+        seen = redis_commands(lambda: session.update("t3", current=next(steps), total=100))
     # One EVALSHA sent; inside it the compare (two GETs), the two SETs and the
     # PUBLISH that wakes the viewers.
-    assert changed == {
-        "cmdstat_evalsha": 1,
-        "cmdstat_get": 2,
-        "cmdstat_set": 2,
-        "cmdstat_publish": 1,
-    }
+    one = {"cmdstat_evalsha": 1, "cmdstat_get": 2, "cmdstat_set": 2, "cmdstat_publish": 1}
+    assert one in seen, seen
 
 
 # -- concurrency ------------------------------------------------------------------
