@@ -2,10 +2,18 @@
 ``--rate`` times a second with ``ProgressSession.update()``, the message carrying
 the time of the write (``t=<seconds>``) so that viewers can measure their lag.
 
-    python bench/fanout_writer.py --sessions 100 --rate 10 --until <epoch> --window A B
+    python bench/fanout_writer.py --sessions 100 --rate 10 --max-seconds 120
 
-Prints one JSON line with the session ids once they exist (the orchestrator waits
-for it), and at the end one with the number of writes made inside the window.
+Prints one JSON line with the session ids once they exist and starts writing at
+once. Reads one line ``[A, B]`` (the measuring window, epoch seconds) from
+stdin, writes until ``B + --grace`` (or ``--max-seconds`` after starting, or
+stdin closing), prints one JSON line with the writes made inside the window
+(their timestamps fall in it) and those due in it, and deletes its sessions.
+
+Writes are spread evenly over each period: write ``n`` is due at
+``start + n * period / sessions``. A writer more than a period late (the machine
+is busy) skips ahead instead of bursting; viewers are measured against the
+writes actually made, and the orchestrator reports how many were due.
 """
 
 from __future__ import annotations
@@ -13,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import threading
 import time
 
 import _django  # bench/ is the script's folder, so first on sys.path
@@ -22,48 +31,67 @@ _django.setup(cache="redis")
 from progress_ui import ProgressSession  # noqa: E402
 
 
+class Window:
+    """The measuring window, once the orchestrator sends it."""
+
+    def __init__(self) -> None:
+        self.start = float("inf")
+        self.end = float("inf")
+        self.closed = False
+
+    def read(self) -> None:
+        line = sys.stdin.readline()
+        if not line:
+            self.closed = True
+            return
+        self.start, self.end = json.loads(line)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--sessions", type=int, required=True)
-    parser.add_argument("--rate", type=float, default=10.0)
-    parser.add_argument("--start", type=float, required=True, help="epoch to start writing")
-    parser.add_argument("--until", type=float, required=True, help="epoch to stop writing")
-    parser.add_argument("--window", type=float, nargs=2, required=True)
+    parser.add_argument("--rate", type=float, default=10.0, help="updates per session per second")
+    parser.add_argument("--grace", type=float, default=1.0)
+    parser.add_argument("--max-seconds", type=float, default=120.0)
     args = parser.parse_args()
 
     sessions = [
         ProgressSession.create({"a": "Import", "b": "Report"}) for _ in range(args.sessions)
     ]
     for session in sessions:
-        session.update("a", percent=1, message=f"t={time.time():.6f}")  # reads once
+        session.update("a", percent=1, message=f"t={time.time():.6f}")
     print(json.dumps({"ids": [s.session_id for s in sessions]}), flush=True)
 
-    # Writes spread evenly over each period (write n is due at start + n * step).
-    # A writer more than a period late skips ahead instead of bursting: viewers
-    # are measured against the writes actually made.
-    period = 1.0 / args.rate
-    step = period / len(sessions)
-    in_window = 0
-    n = 0
-    while True:
-        due = args.start + n * step
-        if due >= args.until:
-            break
-        delay = due - time.time()
-        if delay > 0:
-            time.sleep(delay)
-        elif delay < -period:
-            n = int((time.time() - args.start) / step)
-        session = sessions[n % len(sessions)]
-        now = time.time()
-        session.update("a", percent=1 + (n // len(sessions)) % 98, message=f"t={now:.6f}")
-        if args.window[0] <= now < args.window[1]:
-            in_window += 1
-        n += 1
-    print(json.dumps({"writes_in_window": in_window, "writes": n}), flush=True)
-    for session in sessions:
-        session.delete()
+    window = Window()
+    threading.Thread(target=window.read, daemon=True).start()
+    start = time.time()
+    step = 1.0 / args.rate / len(sessions)
+    in_window = n = 0
+    try:
+        while not window.closed:
+            due = start + n * step
+            if due >= min(window.end + args.grace, start + args.max_seconds):
+                break
+            delay = due - time.time()
+            if delay > 0:
+                time.sleep(delay)
+            elif delay < -len(sessions) * step:
+                n = int((time.time() - start) / step)
+            session = sessions[n % len(sessions)]
+            now = time.time()
+            percent = 1 + (n // len(sessions)) % 98
+            session.update("a", percent=percent, message=f"t={now:.6f}")
+            if window.start <= now < window.end:
+                in_window += 1
+            n += 1
+        known = window.end != float("inf")
+        due_in_window = int((window.end - window.start) / step) if known else 0
+        print(json.dumps({"writes_in_window": in_window, "due_in_window": due_in_window}))
+        sys.stdout.flush()
+    finally:
+        for session in sessions:
+            session.delete()
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

@@ -159,16 +159,17 @@ class _Channel:
         snapshot: SessionSnapshot,
         fn: Callable[..., str],
         previous: SessionSnapshot | None = None,
+        language: str | None = None,
     ) -> str:
         """``fn(snapshot, previous)`` (``fn(snapshot)`` without ``previous``),
         computed once per published snapshot for all viewers that pass the same
         ``fn`` (compared with ``==``: a bound method of a per-request object is a
-        different ``fn`` for every viewer) and the same ``previous`` (viewers that
-        keep up were all sent the snapshot published before)."""
+        different ``fn`` for every viewer), the same ``previous`` (viewers that
+        keep up were all sent the snapshot published before) and the same
+        ``language`` (viewers of one session may read different ones)."""
         if self._memo_of is not snapshot:
             self._memo_of, self._memo = snapshot, {}
-        # Viewers of one session may read different languages.
-        key = (fn, id(previous), get_language())
+        key = (fn, id(previous), language)
         found = self._memo.get(key)
         if found is not None and found[0] is previous:
             return found[1]
@@ -193,6 +194,8 @@ class Subscription:
         self._interval = interval
         self._max_duration = max_duration
         self._channel: _Channel | None = None
+        #: The viewer's language, looked up once (a lookup per message is not free).
+        self._language: str | None = None
 
     def __aiter__(self) -> AsyncIterator[SessionSnapshot | None]:
         return self._iterate()
@@ -206,12 +209,13 @@ class Subscription:
         """``fn(snapshot[, previous])``, shared with the other viewers of the session."""
         if self._channel is None:
             return fn(snapshot) if previous is None else fn(snapshot, previous)
-        return self._channel.render(snapshot, fn, previous)
+        return self._channel.render(snapshot, fn, previous, self._language)
 
     async def _iterate(self) -> AsyncIterator[SessionSnapshot | None]:
         # Joining here (not in __init__) means an iterator never started never
         # holds a poller.
         channel = self._channel = self._hub._join(self._session, self._interval)
+        self._language = get_language()
         follower = FollowRule(self._session, self._max_duration)
         seen = 0
         try:
