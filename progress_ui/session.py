@@ -346,13 +346,18 @@ class ProgressSession:
                     return False  # it had ended meanwhile: that ending stands
             else:
                 store.write_task(self._id, self._meta, task_id, record, conf.TTL)
-            if ProgressStatus(record["status"]).work_ended:
-                liveness.release(self._id, task_id)
-                self._keep_if_finished()
+            self._after_stored(task_id, record)
         except store.CacheUnavailable as exc:
             return self._lost_write(exc)
         self._roll_up(ended=ends)
         return True
+
+    def _after_stored(self, task_id: str, record: TaskRecord) -> None:
+        """Once a record that ends the task's work is stored: this process stops
+        running it, and a settled session gets its post-finish lifetime."""
+        if ProgressStatus(record["status"]).work_ended:
+            liveness.release(self._id, task_id)
+            self._keep_if_finished()
 
     def _apply(
         self, task_id: str, change: Callable[[TaskRecord, float], bool], record: TaskRecord
@@ -399,9 +404,7 @@ class ProgressSession:
             else:
                 # Contended beyond reason: last writer wins, as on other caches.
                 store.write_task(self._id, self._meta, task_id, record, conf.TTL)
-            if ProgressStatus(record["status"]).work_ended:
-                liveness.release(self._id, task_id)
-                self._keep_if_finished()
+            self._after_stored(task_id, record)
         except store.CacheUnavailable as exc:
             return self._lost_write(exc)
         self._roll_up(ended=False)
