@@ -10,12 +10,15 @@ CHROMIUM_PATH ?= /usr/bin/chromium
 export CHROMIUM_PATH
 PYTEST_ARGS ?=
 
-.PHONY: help demo test test-main test-django52 test-py313 lint format chromium bench bench-fanout vendor clean
+.PHONY: help demo test test-main test-django52 test-py313 lint docs matrix coverage dist format chromium bench bench-fanout vendor clean
 
 help:
 	@echo "make demo   - set up and serve the demo on http://127.0.0.1:8000"
 	@echo "make test   - set up and run the whole suite (Django 6.x on 3.12 and 3.13, Django 5.2 on 3.11)"
-	@echo "make lint   - ruff (lint + format check), mypy --strict, import layers"
+	@echo "make lint   - ruff (lint + format check), mypy --strict, import layers, the docs build"
+	@echo "make docs   - build the Sphinx site into docs/_build/html (warnings are errors)"
+	@echo "make matrix - tox over Python 3.11-3.13 x Django 5.2/6.0/6.1, with coverage (slow)"
+	@echo "make coverage - unit tests plus a few integration files under coverage (quick figure)"
 	@echo "make bench  - run the benchmarks in bench/"
 
 $(VENV)/.installed: pyproject.toml
@@ -69,10 +72,38 @@ test-py313: $(VENV313)/.installed
 	$(VENV313)/bin/python -m pytest -m "not browser" -p no:playwright $(PYTEST_ARGS)
 
 lint: $(VENV)/.installed
-	$(VENV)/bin/ruff check progress_ui tests demo bench
-	$(VENV)/bin/ruff format --check progress_ui tests demo bench
+	$(VENV)/bin/ruff check progress_ui tests demo bench docs
+	$(VENV)/bin/ruff format --check progress_ui tests demo bench docs
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports
+	$(MAKE) docs
+
+# The documentation, warnings as errors (as Read the Docs builds it: fail_on_warning).
+docs: $(VENV)/.installed
+	$(VENV)/bin/sphinx-build -W --keep-going -q -b html docs docs/_build/html
+
+# The whole matrix of tox.ini (every Python x Django cell, each with coverage),
+# then the combined coverage report. tox is given the interpreters .ci/find-python
+# finds, since pyenv's shims can be broken.
+matrix: $(VENV)/.installed
+	$(VENV)/bin/tox run --discover $(PY311) $(PY312) $(PY313) $(TOX_ARGS)
+
+# The coverage figure without the slow suites: tests/unit plus the integration
+# files that need no worker processes (what the docs' Development page quotes).
+COVERAGE_TESTS ?= tests/unit tests/integration/test_session.py tests/integration/test_views.py \
+	tests/integration/test_mixins.py tests/integration/test_cancel.py tests/integration/test_security.py
+coverage: $(VENV)/.installed
+	$(VENV)/bin/coverage erase
+	DJANGO_ALLOW_ASYNC_UNSAFE=true $(VENV)/bin/coverage run -m pytest -q -p no:playwright \
+	  -m "not browser" $(COVERAGE_TESTS)
+	$(VENV)/bin/coverage combine -q
+	$(VENV)/bin/coverage report
+
+# The distributions and their metadata check (what the release job uploads).
+dist: $(VENV)/.installed
+	rm -rf dist
+	$(VENV)/bin/python -m build
+	$(VENV)/bin/twine check --strict dist/*
 
 format: $(VENV)/.installed
 	$(VENV)/bin/ruff check --fix progress_ui tests demo bench
@@ -86,4 +117,5 @@ bench-fanout: $(VENV)/.installed
 	$(VENV)/bin/python bench/fanout.py
 
 clean:
-	rm -rf $(VENV) $(VENV52) $(VENV313) .test-cache .test-db.sqlite3 dist build test-output
+	rm -rf $(VENV) $(VENV52) $(VENV313) .test-cache .test-db.sqlite3 dist build test-output \
+	  docs/_build .tox .coverage .coverage.* htmlcov

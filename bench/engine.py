@@ -3,7 +3,7 @@ running task with no news, and the cost of reading a snapshot.
 
     .venv/bin/python bench/engine.py [--backends locmem,file,db,redis] [--seconds 3]
 
-Uses tests/settings.py (Redis at REDIS_URL, default redis://127.0.0.1:6379/15).
+Uses tests/support/settings.py (Redis at REDIS_URL, default redis://127.0.0.1:6379/15).
 """
 
 from __future__ import annotations
@@ -64,7 +64,7 @@ def main() -> None:
     from django.test.utils import override_settings
 
     from progress_ui import ProgressSession
-    from tests.cache_counter import CacheCounter
+    from tests.support.cache_counter import CacheCounter
 
     call_command("migrate", verbosity=0, run_syncdb=True)
     call_command("createcachetable", verbosity=0)

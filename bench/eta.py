@@ -1,5 +1,5 @@
-"""How good is the time left (``progress_ui.estimate``)? Replays synthetic progress
-traces whose true end is known (tests/eta_traces.py): samples written as ``iterate()``
+"""How good is the time left (``progress_ui.core.estimate``)? Replays synthetic progress
+traces whose true end is known (tests/support/eta_traces.py): samples written as ``iterate()``
 writes them (at most one per 0.2 s, thinned by ``add_sample``), an estimate read every
 second of simulated time. No sleeping; a fixed seed, so the table is reproducible.
 
@@ -23,8 +23,8 @@ import _django  # bench/ is the script's folder, so first on sys.path
 
 sys.path.insert(0, str(_django.ROOT))
 
-from progress_ui.estimate import Method
-from tests.eta_traces import GENERATORS, make_trace, replay
+from progress_ui.core.estimate import Method
+from tests.support.eta_traces import GENERATORS, make_trace, replay
 
 
 def table(seed: int, method: Method) -> str:

@@ -2,13 +2,17 @@
 ``--rate`` times a second with ``ProgressSession.update()``, the message carrying
 the time of the write (``t=<seconds>``) so that viewers can measure their lag.
 
-    python bench/fanout_writer.py --sessions 100 --rate 10 --max-seconds 120
+    python bench/fanout_writer.py --sessions 100 --rate 10 --max-seconds 120 [--label]
 
 Prints one JSON line with the session ids once they exist and starts writing at
 once. Reads one line ``[A, B]`` (the measuring window, epoch seconds) from
 stdin, writes until ``B + --grace`` (or ``--max-seconds`` after starting, or
 stdin closing), prints one JSON line with the writes made inside the window
-(their timestamps fall in it) and those due in it, and deletes its sessions.
+(their timestamps fall in it), those due in it, and the time of each write in
+the window by session (microseconds after ``A``: the orchestrator counts what
+each viewer should have seen from them), and deletes its sessions. With
+``--label`` the message is ``t=<seconds> s=<session index>``, for viewers of a
+group stream, which follow several sessions at once.
 
 Writes are spread evenly over each period: write ``n`` is due at
 ``start + n * period / sessions``. A writer more than a period late (the machine
@@ -53,13 +57,17 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=10.0, help="updates per session per second")
     parser.add_argument("--grace", type=float, default=1.0)
     parser.add_argument("--max-seconds", type=float, default=120.0)
+    parser.add_argument("--label", action="store_true", help="name the session in messages")
     args = parser.parse_args()
+
+    def text(index: int, now: float) -> str:
+        return f"t={now:.6f} s={index}" if args.label else f"t={now:.6f}"
 
     sessions = [
         ProgressSession.create({"a": "Import", "b": "Report"}) for _ in range(args.sessions)
     ]
-    for session in sessions:
-        session.update("a", percent=1, message=f"t={time.time():.6f}")
+    for index, session in enumerate(sessions):
+        session.update("a", percent=1, message=text(index, time.time()))
     print(json.dumps({"ids": [s.session_id for s in sessions]}), flush=True)
 
     window = Window()
@@ -67,6 +75,7 @@ def main() -> None:
     start = time.time()
     step = 1.0 / args.rate / len(sessions)
     in_window = n = 0
+    stamps: list[list[int]] = [[] for _ in sessions]
     try:
         while not window.closed:
             due = start + n * step
@@ -77,16 +86,21 @@ def main() -> None:
                 time.sleep(delay)
             elif delay < -len(sessions) * step:
                 n = int((time.time() - start) / step)
-            session = sessions[n % len(sessions)]
+            index = n % len(sessions)
             now = time.time()
             percent = 1 + (n // len(sessions)) % 98
-            session.update("a", percent=percent, message=f"t={now:.6f}")
+            sessions[index].update("a", percent=percent, message=text(index, now))
             if window.start <= now < window.end:
                 in_window += 1
+                stamps[index].append(int((now - window.start) * 1_000_000))
             n += 1
         known = window.end != float("inf")
         due_in_window = int((window.end - window.start) / step) if known else 0
-        print(json.dumps({"writes_in_window": in_window, "due_in_window": due_in_window}))
+        print(
+            json.dumps(
+                {"writes_in_window": in_window, "due_in_window": due_in_window, "stamps": stamps}
+            )
+        )
         sys.stdout.flush()
     finally:
         for session in sessions:

@@ -16,6 +16,8 @@ SCRIPTS = (
     "fanout.py",
     "workers.py",
     "eta.py",
+    "payload.py",
+    "stream_memory.py",
 )
 
 for script in SCRIPTS:

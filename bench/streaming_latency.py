@@ -26,7 +26,7 @@ import _django  # bench/ is the script's folder, so first on sys.path
 _django.setup(cache="redis")
 
 from progress_ui import ProgressSession  # noqa: E402
-from tests.servers import run_server  # noqa: E402
+from tests.support.servers import run_server  # noqa: E402
 
 
 class Stream:

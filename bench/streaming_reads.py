@@ -27,7 +27,7 @@ from asgiref.sync import sync_to_async  # noqa: E402
 from django.conf import settings  # noqa: E402
 
 from progress_ui import ProgressSession  # noqa: E402
-from tests.servers import run_server  # noqa: E402
+from tests.support.servers import run_server  # noqa: E402
 
 
 class ReadCounter:

@@ -35,7 +35,7 @@ FOLDER = Path(tempfile.mkdtemp(prefix="progress-bench-workers-"))
 os.environ["PROGRESS_TEST_DB"] = str(FOLDER / "queue.sqlite3")
 os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/13")
 os.environ["PROGRESS_TEST_CACHE"] = "redis"
-os.environ["DJANGO_SETTINGS_MODULE"] = "tests.settings_tasks"
+os.environ["DJANGO_SETTINGS_MODULE"] = "tests.support.settings_tasks"
 
 
 def stats(values: list[float], unit: str = "s") -> str:
@@ -72,7 +72,8 @@ def running(snapshot: dict) -> bool:
 def bench_liveness(window: float) -> None:
     from django.test.utils import override_settings
 
-    from progress_ui import ProgressSession, store
+    from progress_ui import ProgressSession
+    from progress_ui.engine import store
 
     beats: list[float] = []
     original = store.mark_alive
@@ -95,8 +96,13 @@ def bench_liveness(window: float) -> None:
 
 def bench_loss(runs: int) -> None:
     from progress_ui import ProgressSession
-    from progress_ui.runners import get_runner
-    from tests.workers import db_worker_command, kill_process, running_process, start_process
+    from progress_ui.contrib.threads import get_runner
+    from tests.support.workers import (
+        db_worker_command,
+        kill_process,
+        running_process,
+        start_process,
+    )
 
     env = {"PROGRESS_TEST_CACHE": "redis", "REDIS_URL": os.environ["REDIS_URL"]}
     print("| runner | SIGKILL to error seen by a viewer |")
@@ -108,7 +114,7 @@ def bench_loss(runs: int) -> None:
         children = [
             stack.enter_context(
                 running_process(
-                    [sys.executable, "-m", "tests.hold_task", s.session_id, "held"],
+                    [sys.executable, "-m", "tests.support.hold_task", s.session_id, "held"],
                     env=env,
                     ready="holding",
                 )
@@ -128,7 +134,7 @@ def bench_loss(runs: int) -> None:
         ]
         sessions = [ProgressSession.create({"job": "Job"}) for _ in range(runs)]
         for s in sessions:
-            get_runner("django_tasks")(s, "tests.jobs.slow_job", {"seconds": 120})
+            get_runner("django_tasks")(s, "tests.support.jobs.slow_job", {"seconds": 120})
         wait_all(sessions, running, time.monotonic(), 60)
         start = time.monotonic()
         for worker in workers:
@@ -138,31 +144,31 @@ def bench_loss(runs: int) -> None:
     # One celery worker with a child per job.
     from celery import _state
 
-    import tests.celery_app as capp
+    import tests.support.celery_app as capp
 
     capp.app.set_current()
     argv = [
-        sys.executable, "-m", "celery", "-A", "tests.celery_app", "worker",
+        sys.executable, "-m", "celery", "-A", "tests.support.celery_app", "worker",
         "--pool=prefork", f"--concurrency={runs}", "--without-gossip",
         "--without-mingle", "--without-heartbeat", "--queues", capp.QUEUE,
         "--loglevel=INFO",
     ]  # fmt: skip
     celery_env = {
         **env,
-        "DJANGO_SETTINGS_MODULE": "tests.settings_celery",
+        "DJANGO_SETTINGS_MODULE": "tests.support.settings_celery",
         "PROGRESS_CELERY_QUEUE": capp.QUEUE,
     }
     worker = start_process(argv, env=celery_env, ready="ready", timeout=60)
     try:
         sessions = [ProgressSession.create({"job": "Job"}) for _ in range(runs)]
         for s in sessions:
-            get_runner("celery")(s, "tests.jobs.slow_job", {"seconds": 120})
+            get_runner("celery")(s, "tests.support.jobs.slow_job", {"seconds": 120})
         wait_all(sessions, running, time.monotonic(), 60)
         start = time.monotonic()
         kill_process(worker)  # the main process and its children
         print(f"| celery worker (prefork) | {stats(wait_all(sessions, lost, start, 90))} |")
     finally:
-        from tests.workers import stop_process
+        from tests.support.workers import stop_process
 
         stop_process(worker)
         _state.default_app.set_current()
@@ -173,9 +179,9 @@ def bench_cancel(runs: int) -> None:
     from django.core.cache import caches
 
     from progress_ui import ProgressSession
-    from progress_ui.runners import get_runner
-    from tests.jobs import stopped_key
-    from tests.workers import db_worker_command, running_process
+    from progress_ui.contrib.threads import get_runner
+    from tests.support.jobs import stopped_key
+    from tests.support.workers import db_worker_command, running_process
 
     env = {"PROGRESS_TEST_CACHE": "redis", "REDIS_URL": os.environ["REDIS_URL"]}
     cache = caches[settings.PROGRESS_UI["CACHE_ALIAS"]]
@@ -183,7 +189,7 @@ def bench_cancel(runs: int) -> None:
     with running_process(db_worker_command(), env=env, ready="Starting"):
         for _ in range(runs):
             session = ProgressSession.create({"job": "Job"})
-            get_runner("django_tasks")(session, "tests.jobs.slow_job", {"seconds": 60})
+            get_runner("django_tasks")(session, "tests.support.jobs.slow_job", {"seconds": 60})
             wait_all([session], running, time.monotonic(), 60)
             clicked, wall = time.monotonic(), time.time()
             session.cancel()
@@ -205,8 +211,13 @@ def bench_outage(jobs: int) -> None:
     from django.test.utils import override_settings
 
     from progress_ui import ProgressSession
-    from progress_ui.runners import get_runner
-    from tests.workers import db_worker_command, kill_process, running_process, start_process
+    from progress_ui.contrib.threads import get_runner
+    from tests.support.workers import (
+        db_worker_command,
+        kill_process,
+        running_process,
+        start_process,
+    )
 
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -234,7 +245,7 @@ def bench_outage(jobs: int) -> None:
         ):
             sessions = [ProgressSession.create({"job": "Job"}) for _ in range(jobs)]
             for s in sessions:
-                get_runner("django_tasks")(s, "tests.jobs.steady_job", {"steps": 30})
+                get_runner("django_tasks")(s, "tests.support.jobs.steady_job", {"steps": 30})
             time.sleep(2.0)  # some jobs done, one under way, the rest queued
             kill_process(redis)
             deadline = time.monotonic() + 120
@@ -243,7 +254,7 @@ def bench_outage(jobs: int) -> None:
                     cursor.execute(
                         "SELECT status, count(*) FROM django_tasks_database_dbtaskresult "
                         "WHERE args_kwargs LIKE %s GROUP BY status",
-                        ["%tests.jobs.steady_job%"],
+                        ["%tests.support.jobs.steady_job%"],
                     )
                     counts = dict(cursor.fetchall())
                 if sum(counts.get(s, 0) for s in ("SUCCESSFUL", "FAILED")) >= jobs:
@@ -255,7 +266,7 @@ def bench_outage(jobs: int) -> None:
         print("|---|---|---|---|")
         print(f"| {jobs} | 2.0 s | {counts.get('SUCCESSFUL', 0)} | {counts.get('FAILED', 0)} |")
     finally:
-        from tests.workers import stop_process
+        from tests.support.workers import stop_process
 
         stop_process(redis)
 

@@ -8,7 +8,7 @@ same Django cache, in alternating rounds (the machine is shared and noisy: the
 ratio of neighbouring rounds is what counts). Prints per-write medians and the
 ratio, and the Redis commands one update sends (``INFO commandstats``).
 
-Uses tests/settings.py (Redis at REDIS_URL, default redis://127.0.0.1:6379/15).
+Uses tests/support/settings.py (Redis at REDIS_URL, default redis://127.0.0.1:6379/15).
 """
 
 from __future__ import annotations
@@ -24,7 +24,8 @@ _django.setup(cache="redis")
 from django.conf import settings  # noqa: E402
 from django.test.utils import override_settings  # noqa: E402
 
-from progress_ui import ProgressSession, store  # noqa: E402
+from progress_ui import ProgressSession  # noqa: E402
+from progress_ui.engine import store  # noqa: E402
 
 
 def commands_of_one_update(session: ProgressSession) -> dict[str, int]:

@@ -13,6 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from django.conf import settings
+from django.core.cache import cache
 
 from progress_ui import ProgressError, ProgressSession
 
@@ -110,6 +111,24 @@ def batch_job(session: ProgressSession) -> None:
         pause(0.05 + random.random() * 0.03)
 
 
+def report_key(session_id: str) -> str:
+    return f"demo:report:{session_id}"
+
+
+def report_job(session: ProgressSession) -> None:
+    """Builds a CSV report; the page then sends the browser to its download
+    (``ReportView.get_progress_success_url``)."""
+    orders = [(f"ORD-{n:04d}", round(19.5 * n, 2)) for n in range(1, 121)]
+    for _ in session.iterate("query", orders):
+        pause(0.06)
+    lines = ["order,amount"]
+    for order, amount in session.iterate("build", orders):
+        lines.append(f"{order},{amount}")
+        pause(0.005)
+    # Kept as long as a finished session is (the demo's cache, 10 minutes).
+    cache.set(report_key(session.session_id), "\n".join(lines) + "\n", 600)
+
+
 @dataclass(frozen=True)
 class Job:
     title: str
@@ -169,6 +188,13 @@ JOBS: dict[str, Job] = {
         {"one": "First batch", "two": "Second batch"},
         quick_job,
         listed=False,
+    ),
+    "report": Job(
+        "Sales report",
+        "Queries 120 orders and builds a CSV: the browser downloads it when it is ready.",
+        {"query": "Query the orders", "build": "Build the CSV"},
+        report_job,
+        listed=False,  # it has a page of its own (/report/), linked from the index
     ),
     "batch": Job(
         "Batch",

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 from django.conf import settings
+from django.core.cache import cache
 from django.http import Http404, HttpRequest, HttpResponse
 from django.urls import reverse
 from django.utils.html import format_html_join
@@ -15,9 +16,9 @@ from django.views.generic import TemplateView
 from progress_ui import ProgressSession
 from progress_ui.access import can_read
 from progress_ui.mixins import ProgressSessionView, StartProgressMixin
-from progress_ui.rendering import render_group, render_session
+from progress_ui.render.components import render_group, render_session
 
-from .jobs import ALL_AT_ONCE, GROUP_SIZE, JOBS, Job
+from .jobs import ALL_AT_ONCE, GROUP_SIZE, JOBS, Job, report_key
 
 RUNNER_LABELS = {
     "django_tasks": "a Django Tasks worker (db_worker), a separate process",
@@ -46,8 +47,20 @@ def recent_sessions(request: HttpRequest) -> list[tuple[str, ProgressSession]]:
     return found
 
 
+def finished_text(request: HttpRequest) -> str:
+    done = sum(1 for _, s in recent_sessions(request) if s.to_dict()["status"] == "complete")
+    return f"{done} of your recent jobs completed." if done else "No job has completed yet."
+
+
+def finished(request: HttpRequest) -> HttpResponse:
+    """GET /finished/: the sentence of the index's "completed" line, which htmx
+    fetches again on every ``progress:complete`` event (no script of the demo's)."""
+    return HttpResponse(finished_text(request))
+
+
 def page_context(request: HttpRequest) -> dict[str, Any]:
     return {
+        "finished_text": finished_text(request),
         "jobs": {
             key: job for key, job in JOBS.items() if job.listed or settings.DEMO_SHOW_ALL_JOBS
         },
@@ -156,3 +169,39 @@ class SessionPageView(ProgressSessionView):
 
     def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
         return {**super().get_context_data(**kwargs), **page_context(self.request)}
+
+
+class ReportView(StartProgressMixin, TemplateView):
+    """GET /report/: a page with one job, the sales report. POST starts it; once
+    it completes the browser goes to its download (``progress_success_url``). A
+    reload shows the visitor's report while it runs or just finished
+    (``progress_resume``, on by default)."""
+
+    template_name = "demo/report.html"
+    progress_tasks = JOBS["report"].tasks
+    progress_job = JOBS["report"].run
+    progress_title = JOBS["report"].title
+    progress_cancellable = True
+    # The tab's title shows the percent, then the outcome; a button offers a
+    # notification when the report is ready.
+    progress_tab_title = True
+    progress_notify = True
+
+    def get_progress_success_url(self, session: ProgressSession) -> str:
+        return reverse("report-download", args=[session.session_id])
+
+    def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
+        return {**super().get_context_data(**kwargs), **page_context(self.request)}
+
+
+def report_download(request: HttpRequest, session_id: str) -> HttpResponse:
+    """GET /report/<id>.csv: the finished report, for whoever may read its session."""
+    session = ProgressSession.get(session_id)
+    if session is None or not can_read(request, session):
+        raise Http404("No such report.")
+    report = cache.get(report_key(session_id))
+    if report is None:
+        raise Http404("No such report.")
+    response = HttpResponse(report, content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = 'attachment; filename="sales-report.csv"'
+    return response

@@ -11,19 +11,24 @@ __version__ = "0.1.0"
 #: ``import progress_ui`` (e.g. from INSTALLED_APPS) never touches Django
 #: settings before they are configured.
 _EXPORTS = {
-    "ParallelTask": ".handles",
-    "SequentialTask": ".handles",
+    "ParallelTask": ".engine.handles",
+    "SequentialTask": ".engine.handles",
+    "CacheUnavailable": ".exceptions",
     "ProgressError": ".exceptions",
     "UnknownTaskError": ".exceptions",
-    "ProgressSession": ".session",
-    "ProgressStatus": ".status",
-    "ReportedStatus": ".status",
+    "ProgressSession": ".engine.session",
+    "ProgressStatus": ".core.status",
+    "ReportedStatus": ".core.status",
     "TaskCancelled": ".exceptions",
-    "TaskProgress": ".work",
-    "run_task": ".work",
+    "TaskProgress": ".engine.work",
+    "run_task": ".engine.work",
+    "end_streams_on_signals": ".streaming.shutdown",
+    "release_stream_threads": ".streaming.threads",
+    "tune_garbage_collector": ".tuning",
 }
 
 __all__ = [
+    "CacheUnavailable",
     "ParallelTask",
     "ProgressError",
     "ProgressSession",
@@ -33,15 +38,26 @@ __all__ = [
     "TaskCancelled",
     "TaskProgress",
     "UnknownTaskError",
+    "end_streams_on_signals",
+    "release_stream_threads",
     "run_task",
+    "tune_garbage_collector",
 ]
 
 if TYPE_CHECKING:
-    from .exceptions import ProgressError, TaskCancelled, UnknownTaskError
-    from .handles import ParallelTask, SequentialTask
-    from .session import ProgressSession
-    from .status import ProgressStatus, ReportedStatus
-    from .work import TaskProgress, run_task
+    from progress_ui.core.status import ProgressStatus, ReportedStatus
+    from progress_ui.engine.handles import ParallelTask, SequentialTask
+    from progress_ui.engine.session import ProgressSession
+    from progress_ui.engine.work import TaskProgress, run_task
+    from progress_ui.exceptions import (
+        CacheUnavailable,
+        ProgressError,
+        TaskCancelled,
+        UnknownTaskError,
+    )
+    from progress_ui.streaming.shutdown import end_streams_on_signals
+    from progress_ui.streaming.threads import release_stream_threads
+    from progress_ui.tuning import tune_garbage_collector
 
 
 def __getattr__(name: str) -> Any:

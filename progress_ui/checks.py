@@ -3,9 +3,11 @@ first request, in production, or silently.
 
 Ids: E001 cache alias unknown, E002 DummyCache, E003 runner does not load,
 E004 PROGRESS_UI invalid, E005 URLs not included, E006 cache client library
-missing; W001 per-process cache, W002 DatabaseCache on SQLite without IMMEDIATE,
-W003 jobs in web threads, W004 no SessionMiddleware, W005 django_cotton missing,
-W006 HtmxMiddleware missing.
+missing, E007 "celery" runner without a Celery app, E008 "rq" runner without a
+queue connection; W001 per-process cache, W002 DatabaseCache on SQLite without
+IMMEDIATE, W003 jobs in web threads, W004 no SessionMiddleware, W005
+django_cotton missing, W006 HtmxMiddleware missing, W007 the runner's queue runs
+jobs inside the request, W008 a group stream larger than a stream cap.
 """
 
 from __future__ import annotations
@@ -21,8 +23,8 @@ from django.core.exceptions import ImproperlyConfigured
 from django.db import router
 from django.urls import NoReverseMatch, reverse
 
-from .conf import ProgressSettings, current, settings
-from .runners import get_runner
+from progress_ui.conf import ProgressSettings, current
+from progress_ui.contrib.threads import get_runner
 
 #: Client library each cache backend needs, and where it comes from.
 CLIENT_LIBRARIES = {
@@ -65,7 +67,7 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
         return [
             Error(
                 str(exc),
-                hint="Fix settings.PROGRESS_UI (see the README's Settings).",
+                hint="Fix settings.PROGRESS_UI (see the settings reference in the docs).",
                 id="progress_ui.E004",
             )
         ]
@@ -84,6 +86,29 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
                     id="progress_ui.E004",
                 )
             )
+    return errors or _check_values(conf)
+
+
+def _check_values(conf: ProgressSettings) -> list[CheckMessage]:
+    errors: list[CheckMessage] = []
+    if conf.INDEX_SIZE < 0:
+        errors.append(
+            Error(
+                f"PROGRESS_UI['INDEX_SIZE'] is {conf.INDEX_SIZE}; it must be 0 (no session "
+                "index) or more.",
+                id="progress_ui.E004",
+            )
+        )
+    app_label, _, codename = conf.STAFF_PERMISSION.partition(".")
+    if not app_label or not codename:
+        errors.append(
+            Error(
+                f"PROGRESS_UI['STAFF_PERMISSION'] is {conf.STAFF_PERMISSION!r}; it must name a "
+                "permission as 'app_label.codename', as User.has_perm() takes it.",
+                hint="The default is 'progress_ui.manage_progress_sessions'.",
+                id="progress_ui.E004",
+            )
+        )
     return errors
 
 
@@ -99,7 +124,7 @@ def check_cache(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
     if not _settings_valid():
         return []
     configured = getattr(django_settings, "CACHES", {})
-    alias = settings.CACHE_ALIAS
+    alias = current().CACHE_ALIAS
     if alias not in configured:
         return [
             Error(
@@ -170,11 +195,13 @@ def check_runner(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
     """The runner of the view mixins loads; threads outside DEBUG get a warning."""
     if not _settings_valid():
         return []
-    runner = settings.RUNNER
+    runner = current().RUNNER
     try:
         get_runner(runner)
     except ImproperlyConfigured as exc:
         return [Error(str(exc), id="progress_ui.E003")]
+    if runner in QUEUE_CHECKS:
+        return QUEUE_CHECKS[runner]()
     if runner == "threads" and not django_settings.DEBUG:
         return [
             Warning(
@@ -187,6 +214,101 @@ def check_runner(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
             )
         ]
     return []
+
+
+def _in_tests() -> bool:
+    """Whether Django's test environment is set up (``manage.py test``, pytest-django):
+    an eager queue is what tests want there."""
+    from django.core import mail
+
+    return hasattr(mail, "outbox")
+
+
+def _runs_in_request(runner: str, how: str, fix: str) -> list[CheckMessage]:
+    if _in_tests():
+        return []
+    return [
+        Warning(
+            f"PROGRESS_UI['RUNNER'] is {runner!r}, whose queue runs jobs inside the request "
+            f"({how}): the start button waits for the whole job, and the bar first shows "
+            "it finished.",
+            hint=fix,
+            id="progress_ui.W007",
+        )
+    ]
+
+
+def _check_django_tasks() -> list[CheckMessage]:
+    # Django's own framework, or the backport on Django 5.2 (the runner loaded, so
+    # one of them is there; with both installed the types differ).
+    try:
+        from django.tasks import DEFAULT_TASK_BACKEND_ALIAS, task_backends
+    except ImportError:
+        from django_tasks import (  # type: ignore[no-redef,assignment,import-not-found,unused-ignore]
+            DEFAULT_TASK_BACKEND_ALIAS,
+            task_backends,
+        )
+
+    backend = task_backends[DEFAULT_TASK_BACKEND_ALIAS]
+    if type(backend).__name__ != "ImmediateBackend":
+        return []
+    return _runs_in_request(
+        "django_tasks",
+        "settings.TASKS uses Django's ImmediateBackend, the default without TASKS",
+        'Set TASKS = {"default": {"BACKEND": ...}} to a backend with workers '
+        "(django_tasks_db.DatabaseBackend, ...) and run its worker.",
+    )
+
+
+def _check_celery() -> list[CheckMessage]:
+    from celery import current_app
+
+    app = current_app  # the current app (a proxy), as the runner's shared task uses
+    if app.main == "default":  # Celery's fallback app: no project app was created
+        return [
+            Error(
+                "PROGRESS_UI['RUNNER'] is 'celery', but no Celery app is configured: jobs "
+                "would go to Celery's fallback app and its default broker.",
+                hint="Create mysite/celery.py with app = Celery('mysite'); "
+                "app.config_from_object('django.conf:settings', namespace='CELERY'), and "
+                "import it in mysite/__init__.py: from .celery import app as celery_app.",
+                id="progress_ui.E007",
+            )
+        ]
+    if app.conf.task_always_eager:
+        return _runs_in_request(
+            "celery",
+            "task_always_eager is set",
+            "Set CELERY_TASK_ALWAYS_EAGER = False (task_always_eager) and run a worker.",
+        )
+    return []
+
+
+def _check_rq() -> list[CheckMessage]:
+    from progress_ui.contrib.rq import RUNNER_QUEUE
+
+    queues = getattr(django_settings, "RQ_QUEUES", None) or {}
+    if not _importable("django_rq") or RUNNER_QUEUE not in queues:
+        return [
+            Error(
+                "PROGRESS_UI['RUNNER'] is 'rq', but no RQ queue connection is configured: "
+                f"the runner sends jobs to django-rq's {RUNNER_QUEUE!r} queue.",
+                hint='pip install django-rq, add "django_rq" to INSTALLED_APPS and set '
+                f'RQ_QUEUES = {{"{RUNNER_QUEUE}": {{"URL": "redis://127.0.0.1:6379/0"}}}}.',
+                id="progress_ui.E008",
+            )
+        ]
+    if queues[RUNNER_QUEUE].get("ASYNC", True) is False:
+        return _runs_in_request(
+            "rq",
+            f"RQ_QUEUES[{RUNNER_QUEUE!r}]['ASYNC'] is False",
+            f"Remove 'ASYNC': False from RQ_QUEUES[{RUNNER_QUEUE!r}] and run rqworker.",
+        )
+    return []
+
+
+#: Runner name -> the check of its queue's configuration (its runner loads).
+QUEUE_CHECKS = {"django_tasks": _check_django_tasks, "celery": _check_celery, "rq": _check_rq}
 
 
 @register(Tags.security)
@@ -244,4 +366,40 @@ def check_installation(app_configs: Any = None, **kwargs: Any) -> list[CheckMess
         )
     except Exception:  # noqa: S110  (a broken URLconf is reported by Django's own checks)
         pass
+    return messages
+
+
+@register(Tags.compatibility)
+def check_stream_caps(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """A group stream fits under the stream caps. Under ASGI a group stream takes
+    one place per session it follows (``progress_ui.streaming.limits``), and
+    ``{% progress_group %}`` puts up to ``MAX_GROUP_SESSIONS`` running sessions in
+    one: with a cap below that, such a stream is refused every time (429 or 503),
+    and its components fall back to polling each on its own."""
+    if not _settings_valid():
+        return []
+    conf = current()
+    group = conf.MAX_GROUP_SESSIONS
+    caps = [("MAX_STREAMS_PER_CLIENT", conf.MAX_STREAMS_PER_CLIENT, 429)]
+    if conf.MAX_STREAMS is not None:  # None: the server's default, far above a group
+        caps.append(("MAX_STREAMS", conf.MAX_STREAMS, 503))
+    messages: list[CheckMessage] = []
+    for name, cap, status in caps:
+        # (0 places per client: no limit.) A mistyped value is check_settings' E004.
+        if not isinstance(cap, int) or not isinstance(group, int) or isinstance(cap, bool):
+            continue
+        if name == "MAX_STREAMS_PER_CLIENT" and cap == 0:
+            continue
+        if cap < group:
+            messages.append(
+                Warning(
+                    f"PROGRESS_UI[{name!r}] ({cap}) is below PROGRESS_UI['MAX_GROUP_SESSIONS'] "
+                    f"({group}): under ASGI a group stream takes one place per session, so "
+                    f"a group of more than {cap} sessions is answered {status} every time "
+                    "and its components poll instead.",
+                    hint=f"Raise {name} to at least MAX_GROUP_SESSIONS, or lower "
+                    "MAX_GROUP_SESSIONS to fit.",
+                    id="progress_ui.W008",
+                )
+            )
     return messages

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .validation import clean_text
+from progress_ui.core.validation import clean_text
 
 
 class ProgressError(Exception):
@@ -28,6 +28,13 @@ class StillRunning(Exception):
     def __init__(self, exc: Exception) -> None:
         super().__init__(exc)
         self.exc = exc
+
+
+class CacheUnavailable(Exception):
+    """The progress cache could not be read or written: a connection, timeout or
+    read-only-replica error of Redis, an ``OSError``, a database error (the cause is
+    chained). Views answer it with 503 and a short text; any other exception is a
+    bug and propagates."""
 
 
 class UnknownTaskError(KeyError, ValueError):

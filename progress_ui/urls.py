@@ -7,19 +7,23 @@
 - ``progress_ui:cancel`` ``<id>/cancel/``: POST (CSRF-protected) cancels the session
 
 and ``progress_ui:group_sse`` ``events/?session=<id>&session=<id>``: one SSE stream
-for several sessions (a page showing many holds one connection).
+for several sessions (a page showing many holds one connection); for holders of
+``STAFF_PERMISSION``, ``progress_ui:staff`` ``staff/``, the sessions listed, and
+``progress_ui:staff_session`` ``staff/<id>/``, one of them with Cancel.
 """
 
 from __future__ import annotations
 
 from django.urls import path
 
-from . import views
+from progress_ui import views
 
 app_name = "progress_ui"
 
 urlpatterns = [
     path("events/", views.GroupSSEView.as_view(), name="group_sse"),
+    path("staff/", views.StaffView.as_view(), name="staff"),
+    path("staff/<str:session_id>/", views.StaffSessionView.as_view(), name="staff_session"),
     path("<str:session_id>/events/", views.SSEView.as_view(), name="sse"),
     path("<str:session_id>/stream/", views.NDJSONView.as_view(), name="ndjson"),
     path("<str:session_id>/json/", views.JSONView.as_view(), name="json"),

@@ -1,11 +1,11 @@
-// Copies the pinned htmx builds from node_modules into static/progress_ui/vendor,
+// Copies the pinned htmx builds from node_modules into progress_ui/static/progress_ui/vendor,
 // with the version in each file name. Run with `npm ci && npm run vendor`.
 import { copyFileSync, mkdirSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
-const out = join(root, "static", "progress_ui", "vendor");
+const out = join(root, "progress_ui", "static", "progress_ui", "vendor");
 
 // [package folder in node_modules, file inside it, output name prefix]
 const files = [
@@ -28,5 +28,5 @@ for (const [pkg, file, prefix] of files) {
   const ext = file.endsWith(".min.js") ? ".min.js" : ".js";
   const target = `${prefix}-${v}${ext}`;
   copyFileSync(join(root, "node_modules", pkg, file), join(out, target));
-  console.log(`${pkg}/${file} -> static/progress_ui/vendor/${target}`);
+  console.log(`${pkg}/${file} -> progress_ui/static/progress_ui/vendor/${target}`);
 }

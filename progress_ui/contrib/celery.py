@@ -21,15 +21,18 @@ No result backend is needed.
 Retries (``self.retry()`` with ``bind=True``, or ``autoretry_for``) keep the
 task RUNNING with the message ``"Retrying (attempt 2 of 4)…"`` and the bar where
 it was; only the final failure shows the error. A message revoked (or expired)
-before it ran shows ERROR ``"Cancelled."`` (``"Expired."``) as soon as a worker
-discards it.
+before it ran is cancelled (``"Cancelled."``, ``"Expired."``) as soon as a worker
+discards it. A task stopped by a cancel ends as a revoked one: REVOKED in the
+result backend (if any) and one INFO line ("ignored") in the worker's log. A
+worker that receives a progress task it does not have (web and worker on
+different code) ends that task in error at once.
 """
 
 from __future__ import annotations
 
 import inspect
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import (
     TYPE_CHECKING,
     Any,
@@ -42,18 +45,24 @@ from typing import (
     overload,
 )
 
-from celery import Task, current_app, shared_task
+from celery import Task, shared_task
 from celery.exceptions import Ignore, Reject, Retry
 from celery.signals import task_revoked
-from django.dispatch import receiver
+from kombu.exceptions import OperationalError
 
-from .. import store
-from ..conf import current as current_settings
-from ..exceptions import ProgressError, StillRunning
-from ..session import ProgressSession, SessionReference
-from ..signals import task_cancelled
-from ..validation import log_id
-from ..work import TaskProgress, run_job, run_task
+from progress_ui.contrib.celery_handlers import (
+    job_targets,
+    remember,
+    safely,
+    stop_as_revoked,
+    task_target,
+)
+from progress_ui.contrib.threads import QueueUnavailable
+from progress_ui.core import messages
+from progress_ui.core.validation import log_id
+from progress_ui.engine.session import ProgressSession, SessionReference
+from progress_ui.engine.work import JobOutcome, TaskProgress, attempt_guarded, run_job, run_task
+from progress_ui.exceptions import ProgressError, StillRunning, TaskCancelled
 
 if TYPE_CHECKING:
     from celery import Celery
@@ -83,14 +92,16 @@ class ProgressTask(Task[Any, Any], Generic[P, R]):
 
     #: Shown while a retry is pending; ``{attempt}`` is the next attempt (2 for
     #: the first retry), ``{attempts}`` all attempts allowed (max_retries + 1).
-    progress_retry_message = "Retrying (attempt {attempt} of {attempts})…"
+    #: The defaults are stored in English and shown in the viewer's language; a
+    #: text set on a subclass is shown as it is.
+    progress_retry_message = messages.RETRYING
     #: The same without a retry limit (``max_retries=None``).
-    progress_retry_message_unlimited = "Retrying (attempt {attempt})…"
+    progress_retry_message_unlimited = messages.RETRYING_UNLIMITED
     #: Shown (as an error) when the message was revoked before it ran, or the
     #: running task was terminated (``revoke(terminate=True)``).
-    progress_revoked_message = "Cancelled."
+    progress_revoked_message = messages.CANCELLED
     #: Shown (as an error) when the message expired (``expires=``) before it ran.
-    progress_expired_message = "Expired."
+    progress_expired_message = messages.EXPIRED
 
     #: A ``ProgressError`` is an expected failure: the worker logs it in one line
     #: (INFO), without a traceback. Pass ``throws=`` to change this.
@@ -126,13 +137,15 @@ class ProgressTask(Task[Any, Any], Generic[P, R]):
         result: AsyncResult[R] = self.apply_async(
             args=(session.session_id, task_id, *args), kwargs=kwargs or {}, **options
         )
-        _remember(session, task_id, result.id)
+        remember(session, task_id, result.id)
         return result
 
     def with_options(self, **options: Any) -> ProgressCall[P, R]:
-        """This task with ``apply_async`` options, for ``session.enqueue``::
+        """This task with ``apply_async`` options, for ``session.enqueue``.
 
-        session.enqueue("report", build_report.with_options(countdown=10), month)
+        For example::
+
+            session.enqueue("report", build_report.with_options(countdown=10), month)
         """
         return ProgressCall(self, options)
 
@@ -147,19 +160,35 @@ class ProgressTask(Task[Any, Any], Generic[P, R]):
         marks it ERROR. Both are re-raised to Celery."""
         work = self.progress_work
 
-        def attempt(progress: TaskProgress) -> R:
+        def attempt(progress: TaskProgress) -> R | Awaitable[R]:
             if self.request.retries:
                 progress.update(message="")  # the retry is running: not "Retrying…" any more
-            try:
-                if self.progress_bind:
-                    return work(self, progress, *args, **kwargs)
-                return work(progress, *args, **kwargs)
-            except Exception as exc:
-                if self.progress_keeps_running(exc):
-                    raise StillRunning(exc) from None
-                raise
+            if self.progress_bind:
+                return attempt_guarded(
+                    lambda: work(self, progress, *args, **kwargs), self._raise_if_kept_running
+                )
+            return attempt_guarded(
+                lambda: work(progress, *args, **kwargs), self._raise_if_kept_running
+            )
 
-        return run_task(session_id, task_id, attempt)
+        try:
+            # run_task runs an awaitable result to its end: the value is an R.
+            return cast(R, run_task(session_id, task_id, attempt))
+        except TaskCancelled:
+            if self.request.called_directly:
+                raise
+            logger.info(
+                "progress_ui: task %r of session %s stopped after a cancel",
+                task_id,
+                log_id(session_id),
+            )
+            stop_as_revoked(self)
+
+    def _raise_if_kept_running(self, exc: Exception) -> None:
+        """End the attempt with ``StillRunning`` when Celery runs the task again
+        or leaves its outcome alone after ``exc``."""
+        if self.progress_keeps_running(exc):
+            raise StillRunning(exc) from None
 
     def progress_keeps_running(self, exc: BaseException) -> bool:
         """Whether ``exc`` leaves the task RUNNING rather than ERROR (see
@@ -202,13 +231,13 @@ class ProgressTask(Task[Any, Any], Generic[P, R]):
         with the two ids. ``throw=False`` is not supported (the attempt would
         complete the task)."""
         request = self.request
-        target = _target(request.args)
+        target = task_target(request.args)
         if target is not None and not request.called_directly:
             limit = self.max_retries if max_retries is None else max_retries
             retries = int(request.retries or 0) + 1
             if limit is None or retries <= limit:
                 text = self.progress_retry_text(retries + 1, None if limit is None else limit + 1)
-                _safely("record a retry of", target, lambda s: s.update(target[1], message=text))
+                safely("record a retry of", target, lambda s: s.update(target[1], message=text))
         return super().retry(args, kwargs, exc, throw, eta, countdown, max_retries, **options)
 
     def on_failure(self, exc: Exception, task_id: str, args: Any, kwargs: Any, einfo: Any) -> None:
@@ -216,9 +245,9 @@ class ProgressTask(Task[Any, Any], Generic[P, R]):
         RUNNING on its way to Celery's retry; once the retries are exhausted it
         arrives here and marks the task ERROR (with a ``ProgressError``'s text,
         or the generic message)."""
-        target = _target(args)
+        target = task_target(args)
         if target is not None and self._autoretries(exc):
-            _safely("record the failure of", target, lambda s: s.fail(target[1], exc))
+            safely("record the failure of", target, lambda s: s.fail(target[1], exc))
         super().on_failure(exc, task_id, args, kwargs, einfo)
 
     def on_progress_revoked(
@@ -226,11 +255,11 @@ class ProgressTask(Task[Any, Any], Generic[P, R]):
     ) -> None:
         """The worker discarded the message (revoked or expired) or terminated
         the running task: mark the task CANCELLED (a finished task stays as it is)."""
-        target = _target(getattr(request, "args", None))
+        target = task_target(getattr(request, "args", None))
         if target is None:
             return
         message = self.progress_expired_message if expired else self.progress_revoked_message
-        _safely("record the revocation of", target, lambda s: s.cancel(target[1], message))
+        safely("record the revocation of", target, lambda s: s.cancel(target[1], message))
 
 
 class ProgressCall(Generic[P, R]):
@@ -249,33 +278,6 @@ class ProgressCall(Generic[P, R]):
         return f"<ProgressCall {self.task.name} {self.options!r}>"
 
 
-# -- helpers -------------------------------------------------------------------------
-
-
-def _target(args: Any) -> tuple[str, str] | None:
-    """(session id, task id) from a progress task's arguments, if they are there."""
-    if isinstance(args, list | tuple) and len(args) >= 2:
-        session_id, task_id = args[0], args[1]
-        if isinstance(session_id, str) and isinstance(task_id, str):
-            return session_id, task_id
-    return None
-
-
-def _safely(
-    action: str, target: tuple[str, str], write: Callable[[ProgressSession], object]
-) -> None:
-    """Run a progress write from a Celery handler: a failure there (the cache is
-    down, the task id is wrong) is logged, never raised into the worker."""
-    try:
-        session = ProgressSession.get(target[0])
-        if session is not None and target[1] in session.tasks:
-            write(session)
-    except Exception:
-        logger.exception(
-            "progress_ui could not %s task %r of session %s", action, target[1], log_id(target[0])
-        )
-
-
 @task_revoked.connect(weak=False)
 def _on_task_revoked(
     sender: object = None,
@@ -287,6 +289,15 @@ def _on_task_revoked(
     # Sent by the worker (its main process) that discarded or terminated the task.
     if isinstance(sender, ProgressTask):
         sender.on_progress_revoked(request, terminated=bool(terminated), expired=bool(expired))
+    elif getattr(sender, "name", None) == JOB_TASK_NAME:
+        # A job of the view mixins carries every task of its session: none will run.
+        message = ProgressTask.progress_expired_message if expired else None
+        for session_id, task_id in job_targets(getattr(request, "args", None)):
+
+            def end(session: ProgressSession, task_id: str = task_id) -> None:
+                session.cancel(task_id, message)
+
+            safely("record the revocation of", (session_id, task_id), end)
 
 
 # -- the decorator -------------------------------------------------------------------
@@ -381,7 +392,7 @@ def progress_task(
     ``retry_backoff``, ``acks_late``, ``base`` (a :class:`ProgressTask` subclass)...
     With ``bind=True`` the work gets the task first, ``work(self, progress, ...)``,
     for ``self.retry()`` and ``self.request``. The work gets a
-    :class:`~progress_ui.work.TaskProgress`; the task is RUNNING while it runs,
+    :class:`~progress_ui.engine.work.TaskProgress`; the task is RUNNING while it runs,
     then COMPLETE, or ERROR with a safe message (the exception is re-raised, so
     Celery records the failure too).
     """
@@ -395,37 +406,31 @@ def progress_task(
 # -- the "celery" runner of the view mixins (PROGRESS_UI["RUNNER"]) -------------------
 
 
-@shared_task(name="progress_ui.run_progress_job", ignore_result=True)
-def run_progress_job(reference: SessionReference, job: str, kwargs: dict[str, Any]) -> None:
-    """Worker side: ``progress_ui.work.run_job`` (a job of a whole session)."""
-    run_job(reference, job, kwargs)
+#: The Celery name of the view mixins' job task.
+JOB_TASK_NAME = "progress_ui.run_progress_job"
 
 
-def submit_job(session: ProgressSession, job: str, kwargs: dict[str, Any]) -> AsyncResult[None]:
-    """The ``"celery"`` runner: send the job to the workers (no result backend needed)."""
-    result = run_progress_job.delay(session.to_reference(), job, kwargs)
+@shared_task(name=JOB_TASK_NAME, bind=True, throws=(ProgressError,))
+def run_progress_job(
+    self: Task[Any, Any], reference: SessionReference, job: str, kwargs: dict[str, Any]
+) -> JobOutcome:
+    """Worker side: ``progress_ui.engine.work.run_job`` (a job of a whole session).
+    A job that raised fails in Celery too (a ``ProgressError`` is logged in one
+    line); one stopped by a cancel ends as a revoked task does."""
+    outcome = run_job(reference, job, kwargs)
+    if outcome == "cancelled" and not self.request.called_directly:
+        stop_as_revoked(self)
+    return outcome
+
+
+def submit_job(session: ProgressSession, job: str, kwargs: dict[str, Any]) -> AsyncResult[Any]:
+    """The ``"celery"`` runner: send the job to the workers (no result backend
+    needed). A broker that cannot be reached raises ``QueueUnavailable`` (after
+    Celery's publish retries); arguments the serializer refuses raise as they are."""
+    try:
+        result = run_progress_job.delay(session.to_reference(), job, kwargs)
+    except (OperationalError, OSError) as exc:
+        raise QueueUnavailable(f"The Celery broker cannot be reached: {exc}") from exc
     for task_id in session.tasks:
-        _remember(session, task_id, result.id)
+        remember(session, task_id, result.id)
     return result
-
-
-# -- cancelling from the page revokes queued messages --------------------------------
-
-
-def _remember(session: ProgressSession, task_id: str, celery_id: str) -> None:
-    try:
-        store.remember_job(session.session_id, task_id, celery_id, current_settings().TTL)
-    except store.CacheUnavailable:
-        logger.warning("progress_ui: could not record Celery task %s for cancel", celery_id)
-
-
-@receiver(task_cancelled, dispatch_uid="progress_ui.contrib.celery.revoke")
-def _revoke_on_cancel(sender: object, session: ProgressSession, task_id: str, **_: Any) -> None:
-    """A cancelled task's queued message is revoked, so no worker starts it (a
-    worker that starts it anyway finds the task cancelled and runs nothing)."""
-    try:
-        celery_id = store.job_reference(session.session_id, task_id)
-    except store.CacheUnavailable:
-        return
-    if celery_id is not None:
-        current_app.control.revoke(celery_id)

@@ -1,9 +1,12 @@
 """``{% load progress_ui %}``: ``{% progress_scripts %}``, ``{% progress_css %}``,
 ``{% progress_session session %}``, ``{% progress_group sessions %}...{% endprogress_group %}``
-and ``{% progress_bar %}``.
+and ``{% progress_bar %}``; for templates that lay out or replace the component's
+markup, the region tags (``{% progress_summary display %}``,
+``{% progress_bar_inner bar task_id %}``, ``{% progress_status display %}``) and
+the default markup (``{% progress_default_summary display %}``...).
 
 Each tag is a thin wrapper over a plain function (here or in
-``progress_ui.rendering``), so views and tests can call the same code.
+``progress_ui.render``), so views and tests can call the same code.
 """
 
 from __future__ import annotations
@@ -17,8 +20,16 @@ from django.templatetags.static import static
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString, mark_safe
 
-from ..rendering import htmx_version, render_bar, render_group, render_session, session_group
-from ..status import ReportedStatus
+from progress_ui.core.status import ReportedStatus
+from progress_ui.render import markup, payload, regions
+from progress_ui.render.components import (
+    htmx_version,
+    render_bar,
+    render_group,
+    render_session,
+    session_group,
+)
+from progress_ui.render.display import BarDisplay, SessionDisplay
 
 register = template.Library()
 
@@ -57,7 +68,9 @@ def script_tags(
     script, the extension included.
 
     ``htmx=False`` leaves htmx itself out, for pages that already load it
-    (django-htmx's ``{% htmx_script %}``): two copies of htmx break both."""
+    (django-htmx's ``{% htmx_script version=4 %}``): two copies of htmx break
+    both. The stream needs htmx 2.0.11+ or htmx 4; with an older htmx 2 (such as
+    django-htmx's 2.0.10) ``progress_ui.js`` polls instead."""
     major = htmx_version(version)
     files = (*SCRIPTS[major][0 if htmx else 1 :], FALLBACK_SCRIPT)
     blocking = {SCRIPTS[4][0]} if major == 4 else set()
@@ -104,11 +117,17 @@ def progress_session(
     htmx: int | str | None = None,
     refresh_url: str | None = None,
     cancellable: Any = False,
+    success_url: str | None = None,
+    tab_title: Any = False,
+    notify: Any = False,
 ) -> SafeString:
     """The whole component for ``session`` (a ``ProgressSession`` or a snapshot);
-    ``cancellable`` adds a Cancel button while it runs. Nothing at all when there
-    is no session (yet): a page that shows the component after its POST renders
-    fine on the first GET."""
+    ``cancellable`` adds a Cancel button while it runs; ``success_url`` is where
+    the browser goes once it completes (a URL of this site); ``tab_title`` puts
+    the percent, then the outcome, in the page's title; ``notify`` offers a
+    browser notification when it ends. Nothing at all when there is no session
+    (yet): a page that shows the component after its POST renders fine on the
+    first GET."""
     if session is None or session == "":
         return SafeString("")
     request = context.get("request")
@@ -127,6 +146,9 @@ def progress_session(
         refresh_url=refresh_url or None,
         transport="group" if grouped else "sse",
         cancellable=_true(cancellable),
+        success_url=success_url or None,
+        tab_title=_true(tab_title),
+        notify=_true(notify),
     )
 
 
@@ -137,7 +159,7 @@ def _true(value: Any) -> bool:
 #: Context variable, inside {% progress_group %}: ids of the group's streamed sessions.
 GROUP_CONTEXT_KEY = "progress_ui_group_streamed"
 #: Keyword arguments {% progress_group %} accepts.
-GROUP_OPTIONS = ("htmx", "cancellable")
+GROUP_OPTIONS = ("htmx", "cancellable", "tab_title", "notify")
 
 
 class ProgressGroupNode(template.Node):
@@ -158,6 +180,8 @@ class ProgressGroupNode(template.Node):
             request=request if isinstance(request, HttpRequest) else None,
             htmx=options.get("htmx") or None,
             cancellable=_true(options.get("cancellable", False)),
+            tab_title=_true(options.get("tab_title", False)),
+            notify=_true(options.get("notify", False)),
             # An empty body: every session's component, in order.
             content=SafeString(body) if body.strip() else None,
         )
@@ -165,7 +189,8 @@ class ProgressGroupNode(template.Node):
 
 @register.tag("progress_group")
 def progress_group(parser: Parser, token: Token) -> ProgressGroupNode:
-    """``{% progress_group sessions [htmx=4] [cancellable=True] %}...{% endprogress_group %}``:
+    """``{% progress_group sessions [htmx=4] [cancellable=True] [tab_title=True]
+    [notify=True] %}...{% endprogress_group %}``:
     the sessions share one SSE connection (``rendering.render_group``). Each item
     of ``sessions`` is a session, a snapshot or a ``(title, session)`` pair. An
     empty body renders every session's component; otherwise the body lays them
@@ -173,7 +198,8 @@ def progress_group(parser: Parser, token: Token) -> ProgressGroupNode:
     without a connection of its own."""
     bits = token.split_contents()
     usage = (
-        "Usage: {% progress_group sessions [htmx=2|4] [cancellable=True] %}"
+        "Usage: {% progress_group sessions [htmx=2|4] [cancellable=True] [tab_title=True]"
+        " [notify=True] %}"
         "...{% endprogress_group %}"
     )
     if len(bits) < 2:
@@ -211,3 +237,57 @@ def progress_bar(
         current=current,
         total=total,
     )
+
+
+# -- regions: the same content on the page and in the stream ----------------------------
+# A frame template (progress_ui/session.html, bar.html) places each region with these:
+# the project's region template if it overrides one, else the default markup.
+
+
+@register.simple_tag
+def progress_summary(display: SessionDisplay) -> SafeString:
+    """The summary region's content (``progress_ui/summary.html``)."""
+    return SafeString(regions.summary(display))
+
+
+@register.simple_tag
+def progress_bar_inner(bar: BarDisplay, task_id: str = "") -> SafeString:
+    """A bar's content (``progress_ui/bar_inner.html``); ``task_id`` for a task's bar."""
+    return SafeString(regions.bar_inner(bar, task_id))
+
+
+@register.simple_tag
+def progress_status(display: SessionDisplay) -> SafeString:
+    """The status region's content (``progress_ui/status.html``)."""
+    return SafeString(regions.status(display))
+
+
+@register.simple_tag
+def progress_outcome(display: SessionDisplay) -> SafeString:
+    """The outcome region's content: result links and the settle event's detail
+    (empty while the session runs; not a template, ``progress_ui.js`` reads it)."""
+    return SafeString(markup.outcome(display))
+
+
+# -- the default markup (what the packaged region templates render) ----------------------
+# An overriding region template may call these to wrap the default rather than replace it.
+
+
+@register.simple_tag
+def progress_default_summary(display: SessionDisplay) -> SafeString:
+    return SafeString(markup.summary(display))
+
+
+@register.simple_tag
+def progress_default_bar_inner(bar: BarDisplay) -> SafeString:
+    return SafeString(markup.bar_inner(bar))
+
+
+@register.simple_tag
+def progress_default_status(display: SessionDisplay) -> SafeString:
+    return SafeString(markup.status(display))
+
+
+@register.simple_tag
+def progress_default_partials(display: SessionDisplay) -> SafeString:
+    return SafeString(payload.default_partials(display))
