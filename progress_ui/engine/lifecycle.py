@@ -318,6 +318,8 @@ class SessionWrites:
         (by the next call, or a thread of this process), or by the task's ending.
         A cancel made by another process is then raised by the first call that
         stores, at most one interval later."""
+        # Not run(self.plan_update(...)): a held call, the common one in a fast
+        # loop, then builds no plan.
         fields = self._offer_update(
             task_id, current, total, percent, message, step, steps, step_name
         )

@@ -145,33 +145,6 @@ class TaskWriter:
 
         yield from self.write(task_id, change, claims=True)
 
-    def update(
-        self,
-        task_id: str,
-        *,
-        current: float | None,
-        total: float | None,
-        percent: float | None,
-        step: float | None,
-        steps: float | None,
-        message: str | None,
-        step_name: str | None,
-    ) -> Plan[None]:
-        """Numbers already checked; None leaves a field as it is. Stored now, or
-        held and stored within ``UPDATE_WRITE_INTERVAL`` (``progress_ui.engine.held``)."""
-        to_store = self.offer_update(
-            task_id,
-            current=current,
-            total=total,
-            percent=percent,
-            step=step,
-            steps=steps,
-            message=message,
-            step_name=step_name,
-        )
-        if to_store is not None:
-            yield from self.store_update(task_id, to_store)
-
     def offer_update(
         self,
         task_id: str,
@@ -184,9 +157,10 @@ class TaskWriter:
         message: str | None,
         step_name: str | None,
     ) -> held.Fields | None:
-        """The first half of :meth:`update`, without I/O: the fields to store
-        now, or None when they are held (``progress_ui.engine.held``). Raises
-        what storing held fields of the task raised meanwhile."""
+        """The first half of an update, without I/O (the second is
+        :meth:`store_update`): the fields to store now, or None when they are
+        held (``progress_ui.engine.held``). Raises what storing held fields of
+        the task raised meanwhile."""
         fields: held.Fields = {}
         if current is not None:
             fields["current"] = current
@@ -205,7 +179,7 @@ class TaskWriter:
         return held.offer(self, self.session_id, task_id, fields)
 
     def store_update(self, task_id: str, fields: held.Fields) -> Plan[bool]:
-        """Store update ``fields`` (see :meth:`update`); True when stored."""
+        """Store update ``fields`` (from :meth:`offer_update`); True when stored."""
         limit = self.message_limit()
 
         def change(r: TaskRecord, now: float) -> bool:
