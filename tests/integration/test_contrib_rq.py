@@ -188,7 +188,7 @@ def rq_worker_command(queue: str) -> list[str]:
     up) once in the worker, so that each forked work horse has it."""
     return [
         sys.executable, "-m", "rq.cli", "worker", "--url", rq_jobs.BROKER_URL,
-        "-c", "tests.support.rq_jobs", "--logging_level", "INFO", queue,
+        "-c", "tests.support.rq_jobs", "--logging_level", "INFO", "--with-scheduler", queue,
     ]  # fmt: skip
 
 
@@ -259,7 +259,9 @@ def test_a_retried_job_shows_retrying_then_completes(
     session = new_session()
     key = f"count:{session.session_id}"
     task = getattr(rq_jobs, job)
-    session.enqueue(TASK, task.with_options(retry=Retry(max=3)), 2, key)
+    # An interval (run by the worker's scheduler) keeps each "Retrying…" up long
+    # enough for the 20 ms watcher; an immediate retry clears it within a fork.
+    session.enqueue(TASK, task.with_options(retry=Retry(max=3, interval=1)), 2, key)
     seen = watch(session, finished, worker)
     assert seen[-1][0] == "complete", seen
     assert not any(status == "error" for status, _, _ in seen), seen
